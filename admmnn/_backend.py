@@ -1,0 +1,269 @@
+"""The few places where NumPy, PyTorch and JAX differ.
+
+Everything else in admmnn is written against the array API standard through
+``array_api_compat``; this module holds what the standard lacks: linear algebra
+beyond it, conversion between libraries, device synchronisation and timing.
+Solver code never branches on the backend name; it calls these helpers.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from array_api_compat import array_namespace, is_jax_array, is_numpy_array, is_torch_array
+from array_api_compat import device as device_of
+
+BACKENDS = ("numpy", "torch", "jax")
+
+
+def namespace(*arrays):
+    """The array-API namespace of ``arrays`` (NumPy, torch or JAX)."""
+    return array_namespace(*arrays)
+
+
+def backend_of(x) -> str:
+    """Name of the library that owns array ``x``: "numpy", "torch" or "jax"."""
+    if is_torch_array(x):
+        return "torch"
+    if is_jax_array(x):
+        return "jax"
+    return "numpy"
+
+
+def to_numpy(x) -> np.ndarray:
+    """A host NumPy copy (or view) of any supported array."""
+    if is_numpy_array(x) or isinstance(x, (np.generic, float, int)):
+        return np.asarray(x)
+    if is_torch_array(x):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def asarray(x, backend: str = "numpy", dtype: str | None = "float64", device=None):
+    """Convert ``x`` (any supported array or a NumPy array) to ``backend``'s array
+    of ``dtype`` ("float32", "float64", or None to keep it) on ``device``."""
+    if backend == "numpy":
+        return np.asarray(to_numpy(x), dtype=dtype)
+    if backend == "torch":
+        import torch
+
+        if is_torch_array(x):
+            return x.to(device=device, dtype=getattr(torch, dtype) if dtype else None)
+        return torch.as_tensor(np.asarray(to_numpy(x), dtype=dtype), device=device)
+    if backend == "jax":
+        import jax
+
+        if dtype == "float64":
+            jax.config.update("jax_enable_x64", True)
+        arr = jax.numpy.asarray(np.asarray(to_numpy(x), dtype=dtype))
+        if device is not None:
+            arr = jax.device_put(arr, jax.devices(device)[0] if isinstance(device, str) else device)
+        return arr
+    raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+
+
+def like(x_np: np.ndarray, ref):
+    """Convert host array ``x_np`` to the library, dtype and device of ``ref``."""
+    xp = array_namespace(ref)
+    if is_torch_array(ref):
+        import torch
+
+        return torch.as_tensor(np.asarray(x_np), dtype=ref.dtype, device=ref.device)
+    return xp.asarray(np.asarray(x_np), dtype=ref.dtype)
+
+
+def dtype_name(x) -> str:
+    """"float32" or "float64" for a floating array ``x``."""
+    return str(x.dtype).replace("torch.", "")
+
+
+def eigh(a):
+    """Eigenvalues (ascending) and eigenvectors of symmetric ``a``."""
+    if is_numpy_array(a):
+        import scipy.linalg
+
+        return scipy.linalg.eigh(a, driver="evd", check_finite=False)
+    xp = array_namespace(a)
+    return tuple(xp.linalg.eigh(a))
+
+
+def spd_inverse(a):
+    """Inverse of a symmetric positive definite matrix ``a`` via Cholesky."""
+    if is_numpy_array(a):
+        import scipy.linalg
+
+        c = scipy.linalg.cho_factor(a, lower=True, check_finite=False)
+        return scipy.linalg.cho_solve(c, np.eye(a.shape[0], dtype=a.dtype), check_finite=False)
+    if is_torch_array(a):
+        import torch
+
+        return torch.cholesky_inverse(torch.linalg.cholesky(a))
+    xp = array_namespace(a)
+    return xp.linalg.inv(a)
+
+
+def is_async(x) -> bool:
+    """True when work on ``x`` is queued asynchronously (CUDA torch, any JAX array),
+    so timing a phase needs a synchronisation."""
+    return (is_torch_array(x) and x.is_cuda) or is_jax_array(x)
+
+
+def compiles(x) -> bool:
+    """True when the backend of ``x`` traces and compiles whole functions (JAX)."""
+    return is_jax_array(x)
+
+
+# --- pytrees and jit ------------------------------------------------------
+_PYTREES: list[type] = []
+_REGISTERED: set[type] = set()
+
+
+def pytree(*children: str):
+    """Class decorator: under JAX, instances flatten to the attributes named in
+    ``children`` (arrays or nested pytrees); every other attribute except
+    ``info`` is static. Nothing is imported until JAX is used."""
+
+    def wrap(cls):
+        cls._pytree_children = children
+        _PYTREES.append(cls)
+        return cls
+
+    return wrap
+
+
+def _register_pytrees():
+    import jax
+
+    for cls in _PYTREES:
+        if cls in _REGISTERED:
+            continue
+
+        def flatten(obj, cls=cls):
+            kids = tuple(getattr(obj, name) for name in cls._pytree_children)
+            static = tuple(
+                (k, v) for k, v in sorted(vars(obj).items()) if k not in cls._pytree_children and k != "info"
+            )
+            return kids, static
+
+        def unflatten(static, kids, cls=cls):
+            obj = cls.__new__(cls)
+            for name, value in zip(cls._pytree_children, kids):
+                setattr(obj, name, value)
+            for name, value in static:
+                setattr(obj, name, value)
+            obj.info = {}
+            return obj
+
+        jax.tree_util.register_pytree_node(cls, flatten, unflatten)
+        _REGISTERED.add(cls)
+
+
+def jit(fn, ref, static_argnames=()):
+    """``fn`` compiled once per input shape when ``ref`` is a JAX array, else ``fn``.
+
+    Arguments of compiled functions may be arrays, ``pytree`` objects, tuples
+    of them, or Python scalars (traced, so a new value does not recompile).
+    """
+    if not compiles(ref):
+        return fn
+    import jax
+
+    _register_pytrees()
+    return jax.jit(fn, static_argnames=static_argnames)
+
+
+def while_loop(cond, body, state, ref):
+    """``while cond(state): state = body(state)``; a ``lax.while_loop`` under JAX,
+    so compiled code has no Python branch on traced values."""
+    if compiles(ref):
+        import jax
+
+        return jax.lax.while_loop(cond, body, state)
+    while bool(cond(state)):
+        state = body(state)
+    return state
+
+
+def synchronize(x) -> None:
+    """Wait until the device that holds ``x`` has finished queued work."""
+    if is_torch_array(x) and x.is_cuda:
+        import torch
+
+        torch.cuda.synchronize(x.device)
+    elif is_jax_array(x):
+        x.block_until_ready()
+
+
+class Timer:
+    """Accumulates wall seconds per phase; with ``sync`` it waits for the device
+    first (a host-device synchronisation, so only when asked)."""
+
+    def __init__(self, ref):
+        self.ref = ref
+        self.seconds: dict[str, float] = {}
+
+    def __call__(self, phase: str, start: float, sync: bool = True) -> float:
+        if sync:
+            synchronize(self.ref)
+        now = time.perf_counter()
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + now - start
+        return now
+
+
+def to_float(x) -> float:
+    """A Python float from a 0-d array of any backend (reads it back to the host)."""
+    return float(to_numpy(x))
+
+
+# -- small dense linear algebra (r x r factorisations, thin N x r factors) ------
+
+
+def cholesky(a):
+    """Lower Cholesky factor of a symmetric positive definite matrix ``a``."""
+    if is_numpy_array(a):
+        import scipy.linalg
+
+        return scipy.linalg.cholesky(a, lower=True, check_finite=False)
+    return array_namespace(a).linalg.cholesky(a)
+
+
+def solve_triangular(a, b, lower: bool = True):
+    """Solution x of ``a x = b`` for triangular ``a`` (b may have several columns)."""
+    if is_numpy_array(a):
+        import scipy.linalg
+
+        return scipy.linalg.solve_triangular(a, b, lower=lower, check_finite=False)
+    if is_torch_array(a):
+        import torch
+
+        return torch.linalg.solve_triangular(a, b, upper=not lower)
+    import jax.scipy.linalg
+
+    return jax.scipy.linalg.solve_triangular(a, b, lower=lower)
+
+
+def thin_svd(a):
+    """``U, s`` of the thin SVD of a tall matrix ``a`` (s descending)."""
+    if is_numpy_array(a):
+        import scipy.linalg
+
+        u, s, _ = scipy.linalg.svd(a, full_matrices=False, check_finite=False, lapack_driver="gesdd")
+        return u, s
+    u, s, _ = array_namespace(a).linalg.svd(a, full_matrices=False)
+    return u, s
+
+
+def thin_qr(a):
+    """``Q, R`` of the reduced QR factorisation of a tall matrix ``a``."""
+    if is_numpy_array(a):
+        import scipy.linalg
+
+        return scipy.linalg.qr(a, mode="economic", check_finite=False)
+    return tuple(array_namespace(a).linalg.qr(a))
+
+
+def gaussian(shape, ref, rng):
+    """A standard Gaussian array of ``shape`` drawn on the host from NumPy
+    generator ``rng`` (so every backend sees the same numbers), in the library,
+    dtype and device of ``ref``."""
+    return like(rng.standard_normal(shape), ref)

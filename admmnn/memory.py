@@ -1,0 +1,88 @@
+"""Memory guard: estimate what a solve will allocate before allocating it.
+
+``resolve_solver`` runs before any solver builds anything. It compares
+
+* the iterates (two ``ADMMState``s are alive at a time: about
+  ``2 * (3 d + 3 n) * 2PC`` numbers) and
+* for "exact", the n x n factor (``ustep.exact_bytes``)
+
+with the memory free where the arrays live: the GPU for CUDA torch or JAX arrays
+(``torch.cuda.mem_get_info``, JAX's ``memory_stats``), the host otherwise, or
+with the ``memory_budget`` option (bytes) when given.
+
+* "auto" picks "exact" when the factor fits in the budget (default: half the
+  free memory), else a matrix-free solver.
+* An explicit "exact" that cannot fit (default limit: all the free memory)
+  raises ``InsufficientMemoryError`` naming the size and the alternatives.
+* Iterates that cannot fit at all raise the same error for every solver.
+"""
+from __future__ import annotations
+
+from array_api_compat import is_jax_array, is_torch_array
+
+from . import ustep
+from .validation import check_positive
+
+
+class InsufficientMemoryError(MemoryError, ValueError):
+    """A solve refused before allocating because it would not fit in memory."""
+
+
+def _size(b: float) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if b >= scale:
+            return f"{b / scale:.2f} {unit}"
+    return f"{int(b)} bytes"
+
+
+def free_bytes(ref=None) -> tuple[int, str]:
+    """Free bytes where ``ref`` lives, and a name for that place."""
+    if ref is not None and is_torch_array(ref) and ref.is_cuda:
+        import torch
+
+        return int(torch.cuda.mem_get_info(ref.device)[0]), f"free on {ref.device}"
+    if ref is not None and is_jax_array(ref):
+        try:
+            dev = next(iter(ref.devices()))
+            stats = dev.memory_stats() if dev.platform != "cpu" else None
+        except Exception:  # pragma: no cover - depends on the JAX build
+            stats = None
+        if stats and "bytes_limit" in stats:
+            return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0)), f"free on {dev}"
+    return int(ustep.available_memory()), "of host memory available"
+
+
+def iterate_bytes(n: int, d: int, groups: int, itemsize: int = 8) -> int:
+    """Bytes of the ADMM iterates: two states of 3 (d, 2PC) and 3 (n, 2PC) arrays."""
+    return 2 * itemsize * 3 * (n + d) * groups
+
+
+def resolve_solver(solver: str, n: int, d: int, groups: int, itemsize: int, memory_budget=None, ref=None) -> str:
+    """The u-step solver to build, after checking that it fits (see module doc)."""
+    check_positive("memory_budget", memory_budget, allow_none=True)
+    free, where = free_bytes(ref)
+    limit, what = (free, where) if memory_budget is None else (int(memory_budget), "allowed by memory_budget")
+    it = iterate_bytes(n, d, groups, itemsize)
+    if it > limit:
+        raise InsufficientMemoryError(
+            f"the ADMM iterates alone need about {_size(it)} (n={n}, d={d}, {groups} groups = 2 x patterns x outputs), "
+            f"but only {_size(limit)} are {what}. Use fewer patterns, fewer samples or float32."
+        )
+    alternatives = [name for name in sorted(ustep.SOLVERS) if name != "exact"]
+    if solver == "auto":
+        budget = (free // 2 if memory_budget is None else int(memory_budget)) - it
+        try:
+            return ustep.choose_solver(n, d, itemsize, budget)
+        except MemoryError as exc:
+            raise InsufficientMemoryError(f"solver='auto': {exc}") from None
+    if solver == "exact":
+        need = ustep.exact_bytes(n, d, itemsize)
+        if need + it > limit:
+            alt = f"the matrix-free solvers {alternatives} or " if alternatives else ""
+            raise InsufficientMemoryError(
+                f"solver='exact' needs about {_size(need)} for its n x n factor (n={n}) plus {_size(it)} for the "
+                f"iterates, but only {_size(limit)} are {what}; nothing was allocated. Use {alt}solver='auto' "
+                "(which picks a matrix-free solver when the factor does not fit), fewer samples, float32 "
+                "(half the bytes), or a larger memory_budget= if you know it fits."
+            )
+    return solver

@@ -1,0 +1,288 @@
+"""Figures for the notebooks and the paper (matplotlib only; no algorithms here).
+
+Every function takes plain data (a ``SolveResult``, its ``history`` dict, or
+dicts of numbers), draws on a new figure (or on ``ax`` when given) and returns the
+figure. Axes carry units, values that span decades get log scales, and one run
+keeps one colour across panels.
+
+    from admmnn import plots
+    fig = plots.convergence({"numpy": res_np, "jax": res_jax}, x=("iteration", "time"))
+    fig = plots.time_breakdown({"exact": res.timings})
+    fig = plots.bars({"exact": {"numpy": 0.01, "torch": 0.008}}, ylabel="seconds per iteration")
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+#: phases of ``SolveResult.timings`` in the order they are drawn
+PHASES = ("precompute", "u", "v", "s", "dual", "check", "iterations")
+PHASE_LABELS = {
+    "precompute": "precompute (factorisations; JAX: + compilation)",
+    "u": "u-step (linear system)",
+    "v": "v-step (group soft-threshold)",
+    "s": "s-step (cone projection)",
+    "dual": "dual updates",
+    "check": "checks (certificate, residuals)",
+    "iterations": "fused iterations (u, v, s, dual)",
+}
+AXIS_LABELS = {
+    "iteration": "ADMM iteration",
+    "time": "wall time since the start (s)",
+}
+
+STYLE = {
+    "figure.dpi": 110,
+    "savefig.dpi": 150,
+    "savefig.bbox": "tight",
+    "font.size": 10,
+    "axes.titlesize": 10,
+    "axes.labelsize": 10,
+    "legend.fontsize": 8.5,
+    "legend.framealpha": 0.85,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.6,
+    "lines.linewidth": 1.6,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+
+
+def _styled(fn):
+    """Draw ``fn``'s figure under ``STYLE`` (fonts are fixed when artists are made).
+
+    The first figure may select the backend inside the context (Jupyter's inline
+    backend then turns interactive mode on); that setting is kept on exit, or later
+    figures would not be shown in the notebook."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        import matplotlib
+        import matplotlib.pyplot as plt
+
+        with plt.rc_context(STYLE):
+            result = fn(*args, **kwargs)
+            interactive = matplotlib.is_interactive()
+        matplotlib.interactive(interactive)
+        return result
+
+    return wrapper
+
+
+def _figure(ax, ncols=1, nrows=1, width=4.2, height=3.2):
+    """(figure, axes array) for a new grid, or for the caller's ``ax``."""
+    import matplotlib.pyplot as plt
+
+    if ax is not None:
+        axes = np.atleast_1d(ax).reshape(nrows, ncols)
+        return axes.flat[0].figure, axes
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
+    return fig, axes
+
+
+def _runs(runs) -> dict:
+    """``{label: history dict}`` from one result/history or a dict of them."""
+    if hasattr(runs, "history") or (isinstance(runs, dict) and "iteration" in runs):
+        runs = {"": runs}
+    return {label: (r.history if hasattr(r, "history") else r) for label, r in runs.items()}
+
+
+def positive(values) -> np.ndarray:
+    """``values`` as floats with the non-positive ones masked (NaN), for log axes."""
+    a = np.asarray(values, dtype=float)
+    return np.where(a > 0, a, np.nan)
+
+
+def spans_decades(values, decades: float = 1.5) -> bool:
+    """True when the positive finite ``values`` range over more than ``decades`` powers of 10."""
+    a = np.asarray([v for v in np.ravel(np.asarray(values, dtype=float)) if np.isfinite(v) and v > 0])
+    return a.size > 1 and math.log10(a.max() / a.min()) > decades
+
+
+def _colors(n):
+    import matplotlib.pyplot as plt
+
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return [cycle[i % len(cycle)] for i in range(n)]
+
+
+@_styled
+def convergence(runs, x=("iteration", "time"), ax=None, title=None):
+    """Objective, dual bound and relative gap of one or several solves.
+
+    runs : a ``SolveResult``, its ``history`` dict, or ``{label: either}``.
+    x : "iteration", "time" or both (one column each).
+    Top row: the objective (solid, an upper bound on the optimum) and the dual bound
+    (dashed, a lower bound), log scale. Bottom row: the certified relative gap
+    ``(objective - bound) / objective`` (absolute value), log scale when it spans a
+    decade. A time axis is logarithmic when the times span two decades.
+    """
+    xs = (x,) if isinstance(x, str) else tuple(x)
+    runs = _runs(runs)
+    fig, axes = _figure(ax, ncols=len(xs), nrows=2, width=4.3, height=3.0)
+    for (label, h), color in zip(runs.items(), _colors(len(runs))):
+        for j, key in enumerate(xs):
+            t = np.asarray(h[key], dtype=float)
+            top, bottom = axes[0, j], axes[1, j]
+            top.plot(t, positive(h["objective"]), color=color)
+            top.plot(t, positive(h["dual_bound"]), color=color, ls="--")
+            bottom.plot(t, positive(np.abs(h["rel_gap"])), color=color, label=label or None)
+    gaps = np.concatenate([np.abs(np.asarray(h["rel_gap"], dtype=float)) for h in runs.values()])
+    times = np.concatenate([np.asarray(h["time"], dtype=float)[1:] for h in runs.values()])
+    for j, key in enumerate(xs):
+        top, bottom = axes[0, j], axes[1, j]
+        top.set_yscale("log")
+        bottom.set_yscale("log" if spans_decades(gaps, 1) else "linear")
+        top.set_ylabel("objective and dual bound")
+        bottom.set_ylabel("relative gap")
+        bottom.set_xlabel(AXIS_LABELS.get(key, key))
+        if key == "time" and spans_decades(times, 2):
+            top.set_xscale("log")
+            bottom.set_xscale("log")
+    from matplotlib.lines import Line2D
+
+    styles = [Line2D([], [], color="0.25", label="objective (upper bound)"),
+              Line2D([], [], color="0.25", ls="--", label="dual bound (lower bound)")]
+    axes[0, 0].legend(handles=styles, loc="best")
+    if len(runs) > 1:
+        axes[1, 0].legend(loc="best", ncol=1 if len(runs) < 4 else 2)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+@_styled
+def curves(x, series: dict, xlabel: str, ylabel: str, xscale=None, yscale=None, mark=None, mark_label=None,
+           ax=None, title=None, markers=True):
+    """Lines ``{label: y}`` against a shared ``x``; ``xscale``/``yscale`` default to
+    "log" when the values span decades. ``mark`` draws a vertical line (a chosen value)."""
+    fig, axes = _figure(ax)
+    a = axes[0, 0]
+    for label, y in series.items():
+        a.plot(x, y, marker="o" if markers else None, ms=4, label=label)
+    a.set_xscale(xscale or ("log" if spans_decades(x) else "linear"))
+    values = np.concatenate([np.ravel(np.asarray(y, dtype=float)) for y in series.values()])
+    a.set_yscale(yscale or ("log" if spans_decades(values, 2) and np.nanmin(values) > 0 else "linear"))
+    if mark is not None:
+        a.axvline(mark, color="0.3", ls=":", lw=1.2, label=mark_label)
+    a.set_xlabel(xlabel)
+    a.set_ylabel(ylabel)
+    if len(series) > 1 or mark_label:
+        a.legend(loc="best")
+    if title:
+        a.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def accuracy(x, series: dict, xlabel: str, ax=None, **kwargs):
+    """Accuracy curves ``{label: fractions in [0, 1]}`` drawn in percent."""
+    pct = {label: 100 * np.asarray(y, dtype=float) for label, y in series.items()}
+    return curves(x, pct, xlabel, "accuracy (%)", yscale="linear", ax=ax, **kwargs)
+
+
+@_styled
+def time_breakdown(timings: dict, ax=None, phases=PHASES, title=None):
+    """Horizontal stacked bars: seconds per phase for each run.
+
+    timings : ``{label: SolveResult.timings}`` (or a single timings dict).
+    """
+    if timings and all(isinstance(v, (int, float)) for v in timings.values()):
+        timings = {"": timings}
+    labels = list(timings)
+    present = [p for p in phases if any(t.get(p, 0) > 0 for t in timings.values())]
+    fig, axes = _figure(ax, width=7.5, height=max(0.5 * len(labels) + 1.2, 0.3 * len(present) + 0.9))
+    a = axes[0, 0]
+    left = np.zeros(len(labels))
+    for phase, color in zip(present, _colors(len(present))):
+        w = np.array([timings[lb].get(phase, 0.0) for lb in labels])
+        a.barh(labels, w, left=left, color=color, label=PHASE_LABELS.get(phase, phase), height=0.6)
+        left += w
+    for i, total in enumerate(left):
+        a.text(total, i, f" {total:.3g} s", va="center", fontsize=8.5)
+    a.set_xlim(0, left.max() * 1.25 if left.size and left.max() > 0 else 1)
+    a.set_xlabel("wall time (s)")
+    a.invert_yaxis()
+    a.grid(axis="y", visible=False)
+    a.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    if title:
+        a.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+@_styled
+def condition_numbers(ranks, kappas: dict, ax=None, xlabel="Nyström sketch rank r", title=None):
+    """Condition number against rank, one line per matrix ``{label: kappas}``;
+    a scalar value is drawn as a horizontal reference line (e.g. kappa(A))."""
+    fig, axes = _figure(ax)
+    a = axes[0, 0]
+    for (label, k), color in zip(kappas.items(), _colors(len(kappas))):
+        if np.ndim(k) == 0:
+            a.axhline(float(k), color=color, ls="--", label=label)
+        else:
+            a.plot(ranks, positive(k), marker="o", ms=4, color=color, label=label)
+    a.set_yscale("log")
+    a.set_xlabel(xlabel)
+    a.set_ylabel("condition number κ")
+    a.legend(loc="best")
+    if title:
+        a.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+@_styled
+def bars(values: dict, ylabel: str, ax=None, log=None, title=None, fmt="{:.3g}", xlabel=None):
+    """Grouped bars: ``{group: {label: value}}`` (e.g. solver -> backend -> seconds per
+    iteration). Missing or NaN values leave a gap; log scale when values span decades."""
+    groups = list(values)
+    labels = list(dict.fromkeys(lb for g in groups for lb in values[g]))
+    fig, axes = _figure(ax, width=max(4.6, 2.2 + 0.55 * len(groups) * len(labels)), height=3.3)
+    a = axes[0, 0]
+    width = 0.8 / max(len(labels), 1)
+    allv = [values[g].get(lb, np.nan) for g in groups for lb in labels]
+    use_log = spans_decades(allv) if log is None else log
+    for i, (label, color) in enumerate(zip(labels, _colors(len(labels)))):
+        xs = np.arange(len(groups)) + (i - (len(labels) - 1) / 2) * width
+        ys = np.array([values[g].get(label, np.nan) for g in groups], dtype=float)
+        a.bar(xs, np.nan_to_num(ys), width=width * 0.92, color=color, label=label)
+        for xx, yy in zip(xs, ys):
+            if np.isfinite(yy):
+                a.text(xx, yy, fmt.format(yy), ha="center", va="bottom", fontsize=7.5)
+    a.set_xticks(np.arange(len(groups)))
+    a.set_xticklabels(groups)
+    if use_log:
+        a.set_yscale("log")
+    finite = [v for v in allv if np.isfinite(v) and v > 0]
+    if finite:
+        top = max(finite)
+        a.set_ylim(top=top * (3.0 if use_log else 1.15))
+    a.set_ylabel(ylabel)
+    if xlabel:
+        a.set_xlabel(xlabel)
+    a.grid(axis="x", visible=False)
+    if len(labels) > 1:
+        a.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    if title:
+        a.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def seconds_per_iteration(rows, ax=None, key="seconds_per_iteration", group="solver", label="backend", **kwargs):
+    """``bars`` from benchmark rows (dicts): one group per solver, one bar per backend."""
+    values: dict = {}
+    for r in rows:
+        values.setdefault(r[group], {})[r[label]] = r[key]
+    return bars(values, "seconds per ADMM iteration", ax=ax, **kwargs)
+
+
+__all__ = [
+    "PHASES", "STYLE", "convergence", "curves", "accuracy", "time_breakdown",
+    "condition_numbers", "bars", "seconds_per_iteration", "positive", "spans_decades",
+]

@@ -1,0 +1,194 @@
+"""Conjugate gradient u-steps: plain CG ("cg") and Jacobi-preconditioned CG
+("pcg-jacobi"). The Nyström-preconditioned solver (``nystrom.py``) reuses the
+same loop with another preconditioner.
+
+Every product with ``A = I + F^T F / rho + I_{2PC} (x) X^T X`` is matrix-free
+(``apply_A``: two GEMMs with X, one with X^T X). CG is warm-started from the
+previous u and stops when ``||b - A u|| <= tol_k ||b||`` with the summable
+schedule ``tol_k = inner_tol * k**-inner_tol_power`` (see ``ToleranceSchedule``).
+
+The loop is written as a pure step function on an explicit ``CGState`` so that
+a later JAX port can hand it to ``lax.while_loop`` unchanged.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from typing import NamedTuple
+
+from .._backend import to_float
+from .base import ToleranceSchedule, apply_A, record
+
+
+class CGState(NamedTuple):
+    x: object  # iterate (d, 2PC)
+    r: object  # residual b - A x
+    p: object  # search direction
+    rz: object  # <r, M^-1 r> (0-d)
+    rr: object  # <r, r> (0-d)
+
+
+def _dot(xp, a, b):
+    return xp.sum(a * b)
+
+
+def cg_init(xp, matvec, precond, b, x0) -> CGState:
+    r = b - matvec(x0)
+    z = precond(r)
+    return CGState(x0, r, z, _dot(xp, r, z), _dot(xp, r, r))
+
+
+def cg_step(xp, matvec, precond, st: CGState) -> CGState:
+    """One (preconditioned) conjugate gradient iteration."""
+    Ap = matvec(st.p)
+    alpha = st.rz / _dot(xp, st.p, Ap)
+    x = st.x + alpha * st.p
+    r = st.r - alpha * Ap
+    z = precond(r)
+    rz = _dot(xp, r, z)
+    p = z + (rz / st.rz) * st.p
+    return CGState(x, r, p, rz, _dot(xp, r, r))
+
+
+def pcg(xp, matvec, precond, b, x0, tol: float, max_iter: int, min_iter: int = 0):
+    """Solve ``A x = b`` from ``x0`` until ``||r|| <= tol ||b||`` (after at least
+    ``min_iter`` iterations) or ``max_iter`` iterations.
+    Returns ``(x, iterations, ||r|| / ||b||)``."""
+    bnorm = math.sqrt(to_float(_dot(xp, b, b)))
+    if bnorm == 0.0:
+        return xp.zeros_like(b), 0, 0.0
+    target = (tol * bnorm) ** 2
+    st = cg_init(xp, matvec, precond, b, x0)
+    rr = to_float(st.rr)
+    it = 0
+    while (rr > target or it < min_iter) and it < max_iter and rr > 0:
+        st = cg_step(xp, matvec, precond, st)
+        rr = to_float(st.rr)
+        it += 1
+    return st.x, it, math.sqrt(rr) / bnorm
+
+
+def _identity(r):
+    return r
+
+
+class JacobiPreconditioner:
+    """``M = diag(A)``, built without any d x d product.
+
+    The entry l of group (h, p, c) of ``diag(A)`` is
+    ``1 + (X^T X)_ll + sum_i D_ip X_il^2 / rho``: ``diag(X^T X)`` are the column
+    sums of ``X o X`` and the last term is one GEMM ``(X o X)^T D`` (d, P).
+    """
+
+    def __init__(self, op, rho: float):
+        xp = op.xp
+        X2 = op.X * op.X
+        self.gram_diag = xp.sum(X2, axis=0)[:, None]  # (d, 1)
+        S = X2.T @ op.D  # (d, P): sum_i D_ip X_il^2
+        S = xp.reshape(xp.broadcast_to(S[:, :, None], (op.d, op.P, op.C)), (op.d, op.P * op.C))
+        self.ftf_diag = xp.concat([S, S], axis=1)  # (d, 2PC)
+        self._set_rho(rho)
+
+    def _set_rho(self, rho):
+        self.rho = float(rho)
+        self.diag = 1 + self.gram_diag + self.ftf_diag / self.rho
+
+    def with_rho(self, rho: float) -> "JacobiPreconditioner":
+        new = copy.copy(self)
+        new._set_rho(rho)
+        return new
+
+    def apply(self, r):
+        """M^{-1} r."""
+        return r / self.diag
+
+    def factor(self, r):
+        """M^{-1/2} r (the symmetric factor L of ``M^{-1} = L L^T``)."""
+        return r / self.diag**0.5
+
+    factor_t = factor
+
+    descent = apply  # M^{-1} g is already on the scale of A^{-1} g
+
+
+class CGSolver:
+    """Plain conjugate gradient on ``A u = b``, warm-started from the previous u.
+
+    Options: ``max_cg_iter`` and ``min_cg_iter`` (per u-step; one step from the
+    warm start is cheap and keeps u moving), ``inner_tol``, ``inner_tol_power``,
+    ``inner_tol_min`` (the schedule ``max(inner_tol * k**-power, inner_tol_min)``
+    of relative residuals) or ``tol_schedule`` (a callable k -> tolerance).
+    ``info["cg_iters"]`` lists the iterations of every u-step;
+    ``info["cg_iters_mean"]`` is their running average.
+    """
+
+    name = "cg"
+
+    def __init__(
+        self,
+        op,
+        rho: float,
+        *,
+        max_cg_iter: int = 500,
+        min_cg_iter: int = 1,
+        inner_tol: float = 1e-2,
+        inner_tol_power: float = 1.2,
+        inner_tol_min: float = 1e-12,
+        tol_schedule=None,
+        **precond_options,
+    ):
+        t0 = time.perf_counter()
+        if int(max_cg_iter) < 1:
+            raise ValueError(f"max_cg_iter must be >= 1, got {max_cg_iter!r}")
+        self.op = op
+        self.rho = float(rho)
+        self.XtX = op.gram()
+        self.max_cg_iter = int(max_cg_iter)
+        self.min_cg_iter = int(min_cg_iter)
+        self.tolerance = ToleranceSchedule(inner_tol, inner_tol_power, inner_tol_min, tol_schedule)
+        self.info = {"cg_iters": [], "cg_iters_mean": 0.0}
+        self.precond = self._build_preconditioner(**precond_options)
+        self.info["precompute_s"] = time.perf_counter() - t0
+
+    def _build_preconditioner(self, **options):
+        _no_options(self.name, options)
+        return None
+
+    def _apply_precond(self):
+        return _identity if self.precond is None else self.precond.apply
+
+    def matvec(self, u):
+        return apply_A(self.op, self.XtX, u, self.rho)
+
+    def solve(self, b, u0=None, k: int = 1):
+        xp = self.op.xp
+        x0 = xp.zeros_like(b) if u0 is None else u0
+        u, it, rel = pcg(xp, self.matvec, self._apply_precond(), b, x0, self.tolerance(k), self.max_cg_iter, self.min_cg_iter)
+        iters = self.info["cg_iters"]
+        iters.append(it)
+        self.info["cg_iters_mean"] = sum(iters) / len(iters)
+        record(self.info, "cg_rel_residual", rel)
+        return u
+
+    def with_rho(self, rho: float):
+        new = copy.copy(self)  # shares ``info``, so the counts run on across rho changes
+        new.rho = float(rho)
+        if self.precond is not None:
+            new.precond = self.precond.with_rho(rho)
+        return new
+
+
+class JacobiCGSolver(CGSolver):
+    """CG preconditioned with ``diag(A)`` (see ``JacobiPreconditioner``)."""
+
+    name = "pcg-jacobi"
+
+    def _build_preconditioner(self, **options):
+        _no_options(self.name, options)
+        return JacobiPreconditioner(self.op, self.rho)
+
+
+def _no_options(name, options):
+    if options:
+        raise TypeError(f"solver {name!r} got unexpected options {sorted(options)}")

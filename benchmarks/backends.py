@@ -1,0 +1,109 @@
+"""Seconds per ADMM iteration and time to a relative gap, per backend and dtype.
+
+    python benchmarks/backends.py                         # Fashion-MNIST 0 vs 6 on the CPU
+    python benchmarks/backends.py --data cifar-shape --device cuda --backends torch jax
+
+`--data fashion-mnist` is the core benchmark's problem (n = 1000, d = 784 + bias,
+P = 10, beta = 1e-3). `--data cifar-shape` is a synthetic binary problem of
+CIFAR-10's shape (n = 10 000, d = 3072 + bias, P = 50) for a GPU. Results are
+printed and written as JSON (with the device name) under benchmarks/results/.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+import numpy as np
+
+import admmnn
+from admmnn._backend import asarray, to_numpy
+from admmnn.operators import Operators
+from admmnn.ustep import ExactSolver
+
+from exact_fashion_mnist import load, time_products
+
+
+def problem(name, n):
+    if name == "fashion-mnist":
+        X, y = load("train", n)
+        X = (X - X.mean(0)) / (X.std(0) + 1e-8)
+    else:  # a planted binary problem of CIFAR-10's shape
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((n, 3072))
+        y = np.sign(np.maximum(X @ rng.standard_normal(3072), 0) - 0.5 * np.maximum(X @ rng.standard_normal(3072), 0) + 1e-9)
+    return np.c_[X, np.ones(len(X))], y
+
+
+def device_name(backend, device):
+    if device and "cuda" in device:
+        import torch
+
+        return torch.cuda.get_device_name(0)
+    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="fashion-mnist", choices=["fashion-mnist", "cifar-shape"])
+    ap.add_argument("--n", type=int, default=None)
+    ap.add_argument("--patterns", type=int, default=None)
+    ap.add_argument("--beta", type=float, default=1e-3)
+    ap.add_argument("--backends", nargs="+", default=["numpy", "torch", "jax"])
+    ap.add_argument("--dtypes", nargs="+", default=["float64", "float32"])
+    ap.add_argument("--device", default=None, help="e.g. cuda (torch) or gpu (jax)")
+    ap.add_argument("--max-iter", type=int, default=2000)
+    ap.add_argument("--max-time", type=float, default=120.0)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    n = args.n or (1000 if args.data == "fashion-mnist" else 10000)
+    P = args.patterns or (10 if args.data == "fashion-mnist" else 50)
+    X, y = problem(args.data, n)
+    D, _ = admmnn.gaussian_patterns(X, P, seed=0)
+    rows = []
+    for backend in args.backends:
+        if backend == "numpy" and args.device:
+            continue
+        for dtype in args.dtypes:
+            Xb, yb, Db = (asarray(a, backend, dtype, args.device if backend == "torch" else None) for a in (X, y, D))
+            t0 = time.perf_counter()
+            res = admmnn.solve(Xb, yb, Db, args.beta, max_iter=args.max_iter, max_time=args.max_time, tol=1e-4)
+            wall = time.perf_counter() - t0
+            h = res.history
+            pred = np.sign(to_numpy(res.network.predict(Xb))[:, 0])
+
+            def first(key, ok):
+                i = np.flatnonzero(ok)
+                return float(h["time"][i[0]]) if len(i) else None
+
+            op = Operators(Xb, Db, 1)
+            prod = time_products(op, ExactSolver(op, res.rho), reps=20)
+            per_iter = (wall - res.timings["precompute"] - res.timings.get("check", 0.0)) / max(res.n_iter, 1)
+            row = {
+                "backend": backend, "dtype": dtype, "device": device_name(backend, args.device),
+                "n": n, "d": X.shape[1], "P": D.shape[1], "iterations": res.n_iter, "status": res.status,
+                "precompute_s": res.timings["precompute"], "seconds_per_iteration": per_iter,
+                "products_alone_s": prod, "ratio_iteration_to_products": per_iter / prod,
+                "time_to_gap_1e-2_s": first("gap", (np.abs(h["rel_gap"]) <= 1e-2) & (h["cone_violation"] <= 1e-2)),
+                "time_to_gap_1e-3_s": first("gap", (np.abs(h["rel_gap"]) <= 1e-3) & (h["cone_violation"] <= 1e-3)),
+                "final_rel_gap": res.rel_gap, "objective": res.objective,
+                "train_accuracy": float(np.mean(pred == y)),
+            }
+            rows.append(row)
+            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+    out = args.out or os.path.join(os.path.dirname(__file__), "results", f"backends_{args.data}_{'gpu' if args.device else 'cpu'}.json")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as fh:
+        json.dump(rows, fh, indent=1)
+    print(f"\n{'backend':<8}{'dtype':<9}{'s/iter':>10}{'ratio':>8}{'precomp s':>11}{'to 1e-2 s':>11}{'to 1e-3 s':>11}{'gap':>10}")
+    for r in rows:
+        fmt = lambda v: f"{v:11.2f}" if v is not None else f"{'n/a':>11}"
+        print(f"{r['backend']:<8}{r['dtype']:<9}{r['seconds_per_iteration']:>10.4f}{r['ratio_iteration_to_products']:>8.2f}"
+              f"{r['precompute_s']:>11.2f}{fmt(r['time_to_gap_1e-2_s'])}{fmt(r['time_to_gap_1e-3_s'])}{r['final_rel_gap']:>10.2e}")
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    main()
