@@ -123,10 +123,7 @@ def main(argv=None) -> dict:
 
 def run(args, ds) -> dict:
     """Run the requested methods on data set ``ds``; save and plot; return the results."""
-    from . import solve
-    from .baselines import evaluate, train_convex_penalty, train_mlp
-    from .network import recover_network
-    from .operators import Operators
+    from .baselines import evaluate, train_admm, train_convex_penalty, train_mlp
 
     classification = ds.n_classes >= 2
     T = targets(ds.y_train, ds.n_classes) if classification else np.asarray(ds.y_train, float).reshape(len(ds.y_train), -1)
@@ -151,30 +148,13 @@ def run(args, ds) -> dict:
     common = dict(seed=args.seed, dtype=args.dtype, classification=classification)
 
     if args.ADMM:
-        op = Operators(Xb, D, C)
-        log = {k: [] for k in ("iteration", "time", "objective", "dual_bound", "train_loss", "train_accuracy", "test_loss", "test_accuracy")}
-        spent = [0.0]
         t0 = time.perf_counter()
-
-        def record(k, m, st):
-            t_cb = time.perf_counter()
-            net = recover_network(op, st.v)
-            tr, te = evaluate(net, Xb, T, classification=classification), evaluate(net, Xbt, Tt, classification=classification)
-            log["iteration"].append(k)
-            log["time"].append(t_cb - t0 - spent[0])  # the metrics' own cost is not ADMM's
-            log["objective"].append(m["objective"])
-            log["dual_bound"].append(m["dual_bound"])
-            log["train_loss"].append(tr["loss"])
-            log["train_accuracy"].append(tr["accuracy"])
-            log["test_loss"].append(te["loss"])
-            log["test_accuracy"].append(te["accuracy"])
-            spent[0] += time.perf_counter() - t_cb
-
-        res = solve(
+        admm = train_admm(
             Xb, T, D, args.beta, solver=args.admm_solver, max_iter=args.admm_max_iter, max_time=args.admm_max_time,
-            tol=args.admm_tol, callback=record,
+            tol=args.admm_tol, X_test=Xbt, Y_test=Tt, classification=classification,
         )
-        wall = time.perf_counter() - t0 - spent[0]
+        res, log = admm.info["result"], {k: v for k, v in admm.history.items() if not k.startswith("seconds_")}
+        wall = log["time"][-1] if log.get("time") else time.perf_counter() - t0
         tr = evaluate(res.network, Xb, T, args.beta, classification)
         te = evaluate(res.network, Xbt, Tt, classification=classification)
         results["ADMM"] = {

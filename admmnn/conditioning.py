@@ -107,16 +107,17 @@ def extreme_eigenvalues(op, rho: float, pre=None, tol: float = 1e-4, seed=0):
     return float(lo), float(hi)
 
 
-def kappa_vs_rank(op, rho: float, ranks, method: str = "auto", seed=0, bases=("identity", "block")):
+def kappa_vs_rank(op, rho: float, ranks, method: str = "auto", seed=0, bases=("identity", "block"), dense_max: int = 3000):
     """kappa(A), kappa(diag(A)^{-1} A) and kappa(P_r^{-1} A) for each Nyström rank r.
 
     Returns a dict with "A", "jacobi" (floats), "ranks" and, per base,
     "nystrom-<base>" (lists over the ranks).
     """
     ranks = [int(r) for r in ranks]
-    out = {"A": kappa(op, rho, None, method=method), "jacobi": kappa(op, rho, "jacobi", method=method), "ranks": ranks}
+    kw = dict(method=method, dense_max=dense_max)
+    out = {"A": kappa(op, rho, None, **kw), "jacobi": kappa(op, rho, "jacobi", **kw), "ranks": ranks}
     for base in bases:
-        out[f"nystrom-{base}"] = [kappa(op, rho, "nystrom", rank=r, method=method, seed=seed, base=base) for r in ranks]
+        out[f"nystrom-{base}"] = [kappa(op, rho, "nystrom", rank=r, seed=seed, base=base, **kw) for r in ranks]
     return out
 
 

@@ -156,6 +156,57 @@ def convergence(runs, x=("iteration", "time"), ax=None, title=None):
 
 
 @_styled
+def training_curves(runs: dict, x=("iteration", "time"), optimum=None, optimum_label="certified lower bound",
+                    ax=None, title=None):
+    """Objective (top) and train/test accuracy (bottom) of several methods.
+
+    runs : ``{label: history}`` with ``objective``, ``train_accuracy`` and optionally
+        ``test_accuracy`` lists against ``iteration`` (ADMM; ``epoch`` stands in for
+        gradient methods) and ``time`` (s), as ``admmnn.baselines`` records them.
+    x : "iteration", "time" or both (one column each).
+    optimum : a reference objective (e.g. the best ADMM dual bound, a lower bound
+        for the program over the sampled patterns; a network free to choose its
+        patterns may go below it), drawn dotted with ``optimum_label``. Train
+        accuracy is solid, test accuracy dashed.
+    """
+    xs = (x,) if isinstance(x, str) else tuple(x)
+    fig, axes = _figure(ax, ncols=len(xs), nrows=2, width=4.4, height=3.0)
+    objs = []
+    for (label, h), color in zip(runs.items(), _colors(len(runs))):
+        for j, key in enumerate(xs):
+            t = np.asarray(h[key] if key in h else h["epoch"], dtype=float)  # epochs on the iteration axis
+            axes[0, j].plot(t, positive(h["objective"]), color=color, label=label)
+            axes[1, j].plot(t, 100 * np.asarray(h["train_accuracy"], dtype=float), color=color)
+            if "test_accuracy" in h:
+                axes[1, j].plot(t, 100 * np.asarray(h["test_accuracy"], dtype=float), color=color, ls="--")
+        objs.append(np.asarray(h["objective"], dtype=float))
+    times = np.concatenate([np.asarray(h["time"], dtype=float) for h in runs.values()])
+    for j, key in enumerate(xs):
+        top, bottom = axes[0, j], axes[1, j]
+        if optimum is not None:
+            top.axhline(optimum, color="0.2", ls=":", lw=1.2, label=optimum_label if j == len(xs) - 1 else None)
+        top.set_yscale("log" if spans_decades(np.concatenate(objs), 1) else "linear")
+        top.set_ylabel("training objective")
+        bottom.set_ylabel("accuracy (%)")
+        bottom.set_xlabel("ADMM iteration / epoch" if key == "iteration" else AXIS_LABELS.get(key, key))
+        if key == "time" and spans_decades(times[times > 0], 2):
+            top.set_xscale("log")
+            bottom.set_xscale("log")
+    from matplotlib.lines import Line2D
+
+    handles, labels = axes[0, -1].get_legend_handles_labels()
+    handles += [Line2D([], [], color="0.25", label="train accuracy"),
+                Line2D([], [], color="0.25", ls="--", label="test accuracy")]
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    # below the panels, where it hides no curve (savefig's tight bounding box keeps it)
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(4, len(handles)),
+               frameon=False)
+    return fig
+
+
+@_styled
 def curves(x, series: dict, xlabel: str, ylabel: str, xscale=None, yscale=None, mark=None, mark_label=None,
            ax=None, title=None, markers=True):
     """Lines ``{label: y}`` against a shared ``x``; ``xscale``/``yscale`` default to
@@ -283,6 +334,6 @@ def seconds_per_iteration(rows, ax=None, key="seconds_per_iteration", group="sol
 
 
 __all__ = [
-    "PHASES", "STYLE", "convergence", "curves", "accuracy", "time_breakdown",
+    "PHASES", "STYLE", "convergence", "training_curves", "curves", "accuracy", "time_breakdown",
     "condition_numbers", "bars", "seconds_per_iteration", "positive", "spans_decades",
 ]

@@ -251,12 +251,14 @@ class Outputs:
 
 
 # --- the notebooks' data hook ------------------------------------------------------
-def load_data(dataset: str = "digits", n_train=None, n_val: int = 0, n_test=None, classes=None, seed: int = 0):
+def load_data(dataset: str = "digits", n_train=None, n_val: int = 0, n_test=None, classes=None, seed: int = 0,
+              downsample: int = 1):
     """``(X_train, y_train, X_val, y_val, X_test, y_test)`` for the notebooks, flattened
     and standardised with the training statistics; ``n_val`` of the training rows
     become the validation split, ``n_train`` rows stay for training (all by default).
 
-    Reads ``admmnn.data.load_dataset(dataset, classes=, n_train=, n_test=, seed=)`` (any
+    Reads ``admmnn.data.load_dataset(dataset, classes=, n_train=, n_test=, seed=,
+    downsample=)`` (any
     of its loaders: cifar10, fashion-mnist, mnist, digits, synthetic) when that module
     is installed; without it only "digits" is available (scikit-learn's bundled 8x8
     digits, 30 % held out for testing, stratified).
@@ -267,7 +269,7 @@ def load_data(dataset: str = "digits", n_train=None, n_val: int = 0, n_test=None
         load_dataset = None
     if load_dataset is not None:
         ds = load_dataset(dataset, classes=classes, n_train=None if n_train is None else n_train + n_val,
-                          n_test=n_test, seed=seed)
+                          n_test=n_test, seed=seed, downsample=downsample)
         Xtr, ytr, Xte, yte = ds.X_train, ds.y_train, ds.X_test, ds.y_test
     elif dataset == "digits":
         from sklearn.datasets import load_digits

@@ -18,7 +18,8 @@ class SolveResult:
     dual_bound : value of a dual-feasible point (a certified lower bound).
     status : one of "optimal", "max_iter", "time_limit", "diverged", "interrupted".
     history : per-check NumPy arrays: iteration, objective, dual_bound, gap,
-        rel_gap, r_pri, r_dual, eps_pri, eps_dual, rho, time (seconds since start).
+        rel_gap, r_pri, r_dual, eps_pri, eps_dual, rho, time (seconds since start),
+        and ``seconds_<phase>``: the cumulative seconds of each phase of ``timings``.
     timings : seconds in "precompute", "u", "v", "s", "dual", "check" (or, without
         profiling on an asynchronous device, "iterations" for the fused steps).
     solver : name of the u-step solver used (what "auto" chose).

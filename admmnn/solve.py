@@ -19,6 +19,8 @@ from .validation import (as_array, check_bool, check_callable, check_choice, che
                          check_positive, warn_zero_features)
 
 STOP_RULES = ("gap", "residuals", "both")
+#: phases timed by ``solve``; ``history["seconds_<phase>"]`` holds their cumulative seconds at each check
+PHASES = ("precompute", "u", "v", "s", "dual", "check", "iterations")
 
 
 def solve(
@@ -170,6 +172,8 @@ def solve(
         history["iteration"].append(k)
         history["rho"].append(rho)
         history["time"].append(t_offset + time.perf_counter() - t_start)
+        for phase in PHASES:  # cumulative seconds per phase, to split a time-to-target
+            history[f"seconds_{phase}"].append(timer.seconds.get(phase, 0.0))
         return m
 
     def converged(m):

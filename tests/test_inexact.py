@@ -1,4 +1,4 @@
-"""The inexact u-step solvers (cg, pcg-jacobi, pcg-nystrom, rbcd): each reaches the
+"""The inexact u-step solvers (cg, pcg-jacobi, pcg-nystrom[-block], rbcd): each reaches the
 interior-point optimum, the preconditioners do what they claim, RBCD descends."""
 import numpy as np
 import pytest
@@ -11,7 +11,7 @@ from admmnn.ustep.rbcd import RBCDSolver
 from oracle import cvxpy_optimum, small_problem
 
 KINDS = ["binary", "multiclass", "regression"]
-INEXACT = ["cg", "pcg-jacobi", "pcg-nystrom", "rbcd"]
+INEXACT = ["cg", "pcg-jacobi", "pcg-nystrom", "pcg-nystrom-block", "rbcd"]
 
 
 def _op(X, Y, D):

@@ -103,7 +103,7 @@ def test_load_data_other_datasets_need_the_data_module(without_data_module):
 def test_load_data_reads_the_data_module_when_installed(monkeypatch):
     calls = []
 
-    def load_dataset(name, classes=None, n_train=None, n_test=None, seed=0):
+    def load_dataset(name, classes=None, n_train=None, n_test=None, seed=0, downsample=1):
         calls.append((name, classes, n_train, n_test, seed))
         rng = np.random.default_rng(seed)
         return types.SimpleNamespace(X_train=rng.standard_normal((n_train, 3, 2, 2)), y_train=np.arange(n_train) % 2,

@@ -4,7 +4,7 @@ from __future__ import annotations
 from .base import USolver, apply_A, apply_H_batch
 from .cg import CGSolver, JacobiCGSolver, JacobiPreconditioner
 from .exact import ExactSolver, exact_bytes
-from .nystrom import NystromCGSolver, NystromPreconditioner
+from .nystrom import BlockNystromCGSolver, NystromCGSolver, NystromPreconditioner
 from .rbcd import NystromRBCDSolver, RBCDSolver
 
 SOLVERS = {
@@ -12,6 +12,7 @@ SOLVERS = {
     "cg": CGSolver,
     "pcg-jacobi": JacobiCGSolver,
     "pcg-nystrom": NystromCGSolver,
+    "pcg-nystrom-block": BlockNystromCGSolver,
     "rbcd": RBCDSolver,
     "rbcd-nystrom": NystromRBCDSolver,
 }
@@ -53,5 +54,5 @@ def make_usolver(name: str, op, rho: float, **options) -> USolver:
 
 __all__ = [
     "USolver", "apply_A", "apply_H_batch", "ExactSolver", "exact_bytes", "CGSolver", "JacobiCGSolver",
-    "JacobiPreconditioner", "NystromCGSolver", "NystromPreconditioner", "RBCDSolver", "NystromRBCDSolver", "make_usolver", "choose_solver", "SOLVERS",
+    "JacobiPreconditioner", "NystromCGSolver", "BlockNystromCGSolver", "NystromPreconditioner", "RBCDSolver", "NystromRBCDSolver", "make_usolver", "choose_solver", "SOLVERS",
 ]
