@@ -199,10 +199,11 @@ def training_curves(runs: dict, x=("iteration", "time"), optimum=None, optimum_l
                 Line2D([], [], color="0.25", ls="--", label="test accuracy")]
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    # below the panels, where it hides no curve (savefig's tight bounding box keeps it)
-    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(4, len(handles)),
-               frameon=False)
+    # below the panels, where it hides no curve, inside the figure so that any savefig keeps it
+    ncol = min(4, len(handles))
+    rows = -(-len(handles) // ncol)
+    fig.tight_layout(rect=(0, 0.02 + 0.045 * rows, 1, 1))
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=ncol, frameon=False)
     return fig
 
 
