@@ -116,46 +116,62 @@ def compiles(x) -> bool:
 # --- pytrees and jit ------------------------------------------------------
 _PYTREES: list[type] = []
 _REGISTERED: set[type] = set()
+_JITTED: dict = {}
 
 
-def pytree(*children: str):
-    """Class decorator: under JAX, instances flatten to the attributes named in
-    ``children`` (arrays or nested pytrees); every other attribute except
-    ``info`` is static. Nothing is imported until JAX is used."""
+def pytree(*children: str, static: tuple[str, ...] | None = None):
+    """Class decorator: under JAX, instances (and instances of subclasses) flatten
+    to the attributes named in ``children`` (arrays, Python scalars, None or
+    nested pytrees). With ``static=None`` every other attribute except ``info``
+    is static (and must be hashable); with a tuple, only those attributes are
+    kept (static) and the rest are dropped from the traced copy. Nothing is
+    imported until JAX is used."""
 
     def wrap(cls):
         cls._pytree_children = children
+        cls._pytree_static = static
         _PYTREES.append(cls)
         return cls
 
     return wrap
 
 
+def _subclasses(cls):
+    yield cls
+    for sub in cls.__subclasses__():
+        yield from _subclasses(sub)
+
+
 def _register_pytrees():
     import jax
 
-    for cls in _PYTREES:
-        if cls in _REGISTERED:
-            continue
+    for root in _PYTREES:
+        for cls in _subclasses(root):
+            if cls in _REGISTERED:
+                continue
 
-        def flatten(obj, cls=cls):
-            kids = tuple(getattr(obj, name) for name in cls._pytree_children)
-            static = tuple(
-                (k, v) for k, v in sorted(vars(obj).items()) if k not in cls._pytree_children and k != "info"
-            )
-            return kids, static
+            def flatten(obj, cls=cls):
+                kids = tuple(getattr(obj, name) for name in cls._pytree_children)
+                if cls._pytree_static is None:
+                    static = tuple(
+                        (k, v) for k, v in sorted(vars(obj).items()) if k not in cls._pytree_children and k != "info"
+                    )
+                else:
+                    static = tuple((k, getattr(obj, k)) for k in cls._pytree_static)
+                return kids, static
 
-        def unflatten(static, kids, cls=cls):
-            obj = cls.__new__(cls)
-            for name, value in zip(cls._pytree_children, kids):
-                setattr(obj, name, value)
-            for name, value in static:
-                setattr(obj, name, value)
-            obj.info = {}
-            return obj
+            def unflatten(static, kids, cls=cls):
+                obj = cls.__new__(cls)
+                for name, value in zip(cls._pytree_children, kids):
+                    setattr(obj, name, value)
+                for name, value in static:
+                    setattr(obj, name, value)
+                if cls._pytree_static is None:
+                    obj.info = {}
+                return obj
 
-        jax.tree_util.register_pytree_node(cls, flatten, unflatten)
-        _REGISTERED.add(cls)
+            jax.tree_util.register_pytree_node(cls, flatten, unflatten)
+            _REGISTERED.add(cls)
 
 
 def jit(fn, ref, static_argnames=()):
@@ -163,13 +179,18 @@ def jit(fn, ref, static_argnames=()):
 
     Arguments of compiled functions may be arrays, ``pytree`` objects, tuples
     of them, or Python scalars (traced, so a new value does not recompile).
+    The compiled wrapper is cached per function, so later calls (other solves
+    of the same shapes) reuse its compilations.
     """
     if not compiles(ref):
         return fn
     import jax
 
     _register_pytrees()
-    return jax.jit(fn, static_argnames=static_argnames)
+    key = (fn, tuple(static_argnames))
+    if key not in _JITTED:
+        _JITTED[key] = jax.jit(fn, static_argnames=static_argnames)
+    return _JITTED[key]
 
 
 def while_loop(cond, body, state, ref):

@@ -144,8 +144,10 @@ def solve(
         timer.seconds.update(saved.timings)
         history.update(saved.history)
     usolver = make_usolver(solver, op, rho, **options)
-    # compiled once per problem shape under JAX; plain functions elsewhere. u-step
-    # solvers whose loops read residuals on the host (CG, RBCD) run uncompiled.
+    # compiled once per problem shape under JAX; plain functions elsewhere. The CG
+    # family compiles its own loop (lax.while_loop) and keeps its counts on the
+    # device, so only the right-hand side of its u-step runs op by op; RBCD's
+    # line search still reads two scalars per block step on the host.
     whole = jit if getattr(usolver, "jittable", False) else (lambda f, ref: f)
     u_update, step = whole(admm.u_update, X), whole(admm.step, X)
     v_update, s_update, dual_update, check = (

@@ -7,17 +7,20 @@ Every product with ``A = I + F^T F / rho + I_{2PC} (x) X^T X`` is matrix-free
 previous u and stops when ``||b - A u|| <= tol_k ||b||`` with the summable
 schedule ``tol_k = inner_tol * k**-inner_tol_power`` (see ``ToleranceSchedule``).
 
-The loop is written as a pure step function on an explicit ``CGState`` so that
-a later JAX port can hand it to ``lax.while_loop`` unchanged.
+The loop is a pure step function on an explicit ``CGState`` run by
+``_backend.while_loop``: under JAX the whole solve is one compiled
+``lax.while_loop`` (compiled once per problem shape; rho, the preconditioner's
+arrays and the tolerance are traced, so neither a new rho nor a new k
+recompiles), and the iteration count and final residual stay on the device
+until ``info`` is read.
 """
 from __future__ import annotations
 
 import copy
-import math
 import time
 from typing import NamedTuple
 
-from .._backend import to_float
+from .._backend import jit, pytree, to_float, while_loop
 from .base import ToleranceSchedule, apply_A, record
 
 
@@ -51,28 +54,42 @@ def cg_step(xp, matvec, precond, st: CGState) -> CGState:
     return CGState(x, r, p, rz, _dot(xp, r, r))
 
 
-def pcg(xp, matvec, precond, b, x0, tol: float, max_iter: int, min_iter: int = 0):
+def pcg(xp, matvec, precond, b, x0, tol, max_iter: int, min_iter: int = 0):
     """Solve ``A x = b`` from ``x0`` until ``||r|| <= tol ||b||`` (after at least
     ``min_iter`` iterations) or ``max_iter`` iterations.
-    Returns ``(x, iterations, ||r|| / ||b||)``."""
-    bnorm = math.sqrt(to_float(_dot(xp, b, b)))
-    if bnorm == 0.0:
-        return xp.zeros_like(b), 0, 0.0
-    target = (tol * bnorm) ** 2
-    st = cg_init(xp, matvec, precond, b, x0)
-    rr = to_float(st.rr)
-    it = 0
-    while (rr > target or it < min_iter) and it < max_iter and rr > 0:
-        st = cg_step(xp, matvec, precond, st)
-        rr = to_float(st.rr)
-        it += 1
-    return st.x, it, math.sqrt(rr) / bnorm
+
+    Returns ``(x, iterations, ||r|| / ||b||)``; the last two are 0-d arrays (or
+    scalars) of the backend, not read back to the host. ``b = 0`` gives ``x = 0``.
+    """
+    bb = _dot(xp, b, b)
+    target = tol * tol * bb
+
+    def cond(carry):
+        st, it = carry
+        return ((st.rr > target) | (it < min_iter)) & (it < max_iter) & (st.rr > 0) & (bb > 0)
+
+    def body(carry):
+        st, it = carry
+        return cg_step(xp, matvec, precond, st), it + 1
+
+    st, it = while_loop(cond, body, (cg_init(xp, matvec, precond, b, x0), 0), b)
+    nonzero = bb > 0
+    x = xp.where(nonzero, st.x, xp.zeros_like(st.x))
+    rel = xp.where(nonzero, xp.sqrt(st.rr / xp.where(nonzero, bb, 1)), 0)
+    return x, it, rel
+
+
+def _solve(solver, b, x0, tol):
+    """The u-step of a CG-family ``solver`` (compiled whole under JAX)."""
+    return pcg(solver.op.xp, solver.matvec, solver._apply_precond(), b, x0, tol, solver.max_cg_iter,
+               solver.min_cg_iter)
 
 
 def _identity(r):
     return r
 
 
+@pytree("diag", static=())
 class JacobiPreconditioner:
     """``M = diag(A)``, built without any d x d product.
 
@@ -112,6 +129,7 @@ class JacobiPreconditioner:
     descent = apply  # M^{-1} g is already on the scale of A^{-1} g
 
 
+@pytree("op", "XtX", "rho", "precond", static=("max_cg_iter", "min_cg_iter"))
 class CGSolver:
     """Plain conjugate gradient on ``A u = b``, warm-started from the previous u.
 
@@ -119,8 +137,10 @@ class CGSolver:
     warm start is cheap and keeps u moving), ``inner_tol``, ``inner_tol_power``,
     ``inner_tol_min`` (the schedule ``max(inner_tol * k**-power, inner_tol_min)``
     of relative residuals) or ``tol_schedule`` (a callable k -> tolerance).
-    ``info["cg_iters"]`` lists the iterations of every u-step;
-    ``info["cg_iters_mean"]`` is their running average.
+    ``info["cg_iters"]`` lists the iterations of every u-step,
+    ``info["cg_rel_residual"]`` their final relative residuals, and
+    ``info["cg_iters_mean"]`` is their running average (read back from the
+    device when ``info`` is read, not at every u-step).
     """
 
     name = "cg"
@@ -147,7 +167,8 @@ class CGSolver:
         self.max_cg_iter = int(max_cg_iter)
         self.min_cg_iter = int(min_cg_iter)
         self.tolerance = ToleranceSchedule(inner_tol, inner_tol_power, inner_tol_min, tol_schedule)
-        self.info = {"cg_iters": [], "cg_iters_mean": 0.0}
+        self._info = {"cg_iters": [], "cg_iters_mean": 0.0, "cg_rel_residual": []}
+        self._pending = []  # (iterations, relative residual) not yet read back
         self.precond = self._build_preconditioner(**precond_options)
         self.info["precompute_s"] = time.perf_counter() - t0
 
@@ -161,18 +182,26 @@ class CGSolver:
     def matvec(self, u):
         return apply_A(self.op, self.XtX, u, self.rho)
 
+    @property
+    def info(self) -> dict:
+        """Diagnostics; reading them copies the pending counts to the host."""
+        if self._pending:
+            iters = self._info["cg_iters"]
+            for it, rel in self._pending:
+                iters.append(int(to_float(it)))
+                record(self._info, "cg_rel_residual", to_float(rel))
+            self._pending.clear()
+            self._info["cg_iters_mean"] = sum(iters) / len(iters)
+        return self._info
+
     def solve(self, b, u0=None, k: int = 1):
-        xp = self.op.xp
-        x0 = xp.zeros_like(b) if u0 is None else u0
-        u, it, rel = pcg(xp, self.matvec, self._apply_precond(), b, x0, self.tolerance(k), self.max_cg_iter, self.min_cg_iter)
-        iters = self.info["cg_iters"]
-        iters.append(it)
-        self.info["cg_iters_mean"] = sum(iters) / len(iters)
-        record(self.info, "cg_rel_residual", rel)
+        x0 = self.op.xp.zeros_like(b) if u0 is None else u0
+        u, it, rel = jit(_solve, b)(self, b, x0, self.tolerance(k))
+        self._pending.append((it, rel))
         return u
 
     def with_rho(self, rho: float):
-        new = copy.copy(self)  # shares ``info``, so the counts run on across rho changes
+        new = copy.copy(self)  # shares ``info`` (and pending counts), so the counts run on across rho changes
         new.rho = float(rho)
         if self.precond is not None:
             new.precond = self.precond.with_rho(rho)

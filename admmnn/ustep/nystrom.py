@@ -45,7 +45,7 @@ import math
 
 import numpy as np
 
-from .._backend import cholesky, eigh, gaussian, solve_triangular, thin_qr, thin_svd, to_float
+from .._backend import cholesky, eigh, gaussian, pytree, solve_triangular, thin_qr, thin_svd, to_float
 from .cg import CGSolver
 
 
@@ -76,6 +76,7 @@ def nystrom_eig(xp, Q, Y):
     return U, lam
 
 
+@pytree("U", "_coef", "Bis", static=("xp",))
 class NystromPreconditioner:
     """``P^{-1}`` above for ``A = mu I + F^T F / rho + G^T G`` on operators ``op``.
 
