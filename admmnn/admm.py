@@ -100,7 +100,9 @@ def check(op, Y, beta, rho, st: ADMMState, prev: ADMMState, eps_abs, eps_rel):
     eps_pri = math.sqrt(n_pri) * eps_abs + eps_rel * xp.maximum(norm(st.u, st.Gu), norm(st.v, st.s))
     eps_dual = math.sqrt(st.u.shape[0] * st.u.shape[1]) * eps_abs + eps_rel * rho * norm(st.lam + GT_nu)
     obj, viol = certificate.objective(op, st.v, Y, beta)
-    lower = certificate.dual_bound(op, st.v, Y, beta, mu, GT_mu)
+    # two valid bounds, from z = F v - Y and z = F u - Y: keep the better (see certificate)
+    lower = xp.maximum(certificate.dual_bound(op, st.v, Y, beta, mu, GT_mu),
+                       certificate.dual_bound(op, st.u, Y, beta, mu, GT_mu))
     return {
         "objective": obj,
         "cone_violation": viol,

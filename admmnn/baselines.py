@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import certificate
 from ._backend import to_numpy
 from .network import ReLUNetwork, recover_network
 from .operators import Operators
@@ -338,7 +339,7 @@ def train_convex_penalty(
     History adds, per epoch: ``convex_objective`` (the true, unpenalised
     objective of the convex model ``sum_p D_p X (v_p - w_p)``), ``hinge`` (the
     summed constraint violation) and ``violation`` (its relative size
-    ``||min(G u, 0)|| / ||G u||``); ``objective`` and the accuracies are those
+    ``||min(G u, 0)|| / ||Y||``, ``certificate.objective``); ``objective`` and the accuracies are those
     of the recovered ReLU network, as for every other method.
     """
     X, Y, test, lr = _check_common(X, Y, beta, epochs, optimizer, lr, batch_size, X_test, Y_test)
@@ -368,7 +369,7 @@ def train_convex_penalty(
         g = op.signed(Xu)
         out["convex_objective"] = 0.5 * float(np.sum(r * r)) + beta * float(np.sum(op.group_norms(uh)))
         out["hinge"] = float(np.sum(np.maximum(-g, 0)))
-        out["violation"] = float(np.linalg.norm(np.minimum(g, 0)) / max(np.linalg.norm(g), np.finfo(float).tiny))
+        out["violation"] = float(certificate.objective(op, uh, Y, beta)[1])  # as ADMM's stop rule measures it
         return out
 
     log = _train(

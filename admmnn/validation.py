@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import numbers
 import warnings
 
@@ -77,7 +78,9 @@ def check_positive(name: str, value, integer: bool = False, allow_none: bool = F
     if value is None and allow_none:
         return value
     kind = numbers.Integral if integer else numbers.Real
-    if isinstance(value, bool) or not isinstance(value, kind) or not np.isfinite(value) or value <= 0:
+    # integers are finite (and np.isfinite refuses those beyond int64)
+    finite = isinstance(value, numbers.Integral) or (isinstance(value, numbers.Real) and math.isfinite(value))
+    if isinstance(value, bool) or not isinstance(value, kind) or not finite or value <= 0:
         what = "a positive integer" if integer else "a positive finite number"
         raise ValueError(f"{name} must be {what}, got {value!r}")
     return value

@@ -28,7 +28,7 @@ def problem(request):
 @pytest.mark.parametrize("solver", INEXACT)
 def test_inexact_reaches_oracle(problem, solver):
     X, Y, D, beta, pstar = problem
-    res = admmnn.solve(X, Y, D, beta, solver=solver, tol=3e-4, max_iter=30000)
+    res = admmnn.solve(X, Y, D, beta, solver=solver, tol=5e-5, max_iter=30000)
     assert res.status == "optimal"
     assert res.solver == solver
     assert abs(res.objective - pstar) / pstar <= 1e-4

@@ -92,7 +92,7 @@ def bad_arguments(draw):
         shape = draw(st.sampled_from([(rows,) + good[name].shape[1:], (n, 1, 1), (n,) if name != "Y" else (n, 1, 2)]))
         bad = {name: rng.standard_normal(shape)}
     elif kind == "D values":
-        bad = {"D": D + draw(st.sampled_from([-1.0, 0.5, 2.0]))}
+        bad = {"D": D + draw(st.sampled_from([-0.5, 0.5, 2.0]))}  # never a 0/1 array again
     elif kind == "number":
         bad = {draw(st.sampled_from(["beta", "tol", "rho", "eps_abs", "eps_rel", "max_time"])): draw(not_positive.filter(lambda v: v is not None))}
         if "rho" in bad or "max_time" in bad:
