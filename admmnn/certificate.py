@@ -49,11 +49,15 @@ def objective(op, u, Y, beta):
     relu = xp.reshape(xp.maximum(Xu, 0), (op.n, 2, op.P, op.C))
     r = xp.sum(relu[:, 0] - relu[:, 1], axis=1) - Y
     obj = 0.5 * xp.sum(r * r) + beta * xp.sum(op.group_norms(u))
-    g = op.signed(Xu)
+    return obj, cone_violation(xp, op.signed(Xu), Y)
+
+
+def cone_violation(xp, g, Y):
+    """``||min(g, 0)|| / ||Y||`` (``||g||`` if Y = 0) for ``g = G u`` (n, 2PC):
+    the relative cone violation that ``objective`` reports (0-d array)."""
     ynorm = xp.sqrt(xp.sum(Y * Y))
     scale = xp.where(ynorm > 0, ynorm, xp.sqrt(xp.sum(g * g)))
-    viol = xp.sqrt(xp.sum(xp.minimum(g, 0) ** 2)) / xp.maximum(scale, xp.finfo(g.dtype).tiny)
-    return obj, viol
+    return xp.sqrt(xp.sum(xp.minimum(g, 0) ** 2)) / xp.maximum(scale, xp.finfo(g.dtype).tiny)
 
 
 def dual_bound(op, w, Y, beta, mu, GT_mu=None):
