@@ -72,6 +72,21 @@ def like(x_np: np.ndarray, ref):
     return xp.asarray(np.asarray(x_np), dtype=ref.dtype)
 
 
+def as_float64(x):
+    """``x`` in float64 on its own device; a JAX array without 64-bit support
+    enabled (``jax_enable_x64``) becomes a host NumPy float64 array instead."""
+    if is_torch_array(x):
+        import torch
+
+        return x.to(dtype=torch.float64)
+    if is_jax_array(x):
+        import jax
+
+        if jax.config.jax_enable_x64:
+            return x.astype(jax.numpy.float64)
+    return np.asarray(to_numpy(x), dtype=np.float64)
+
+
 def dtype_name(x) -> str:
     """"float32" or "float64" for a floating array ``x``."""
     return str(x.dtype).replace("torch.", "")

@@ -5,9 +5,14 @@ Splitting (DESIGN §1):  min 0.5||F u - Y||^2 + beta ||v||_{2,1} + I_{>=0}(s)
 with scaled duals ``lam`` (for u = v) and ``nu`` (for G u = s):
 
     u   <- A^{-1} (F^T Y / rho + v - lam + G^T (s - nu))      (u-step solver)
-    v   <- group soft-threshold(u + lam, beta / rho)
-    s   <- max(G u + nu, 0)
-    lam <- lam + gamma (u - v);   nu <- nu + gamma (G u - s)
+    v   <- group soft-threshold(u_hat + lam, beta / rho)
+    s   <- max(Gu_hat + nu, 0)
+    lam <- lam + gamma (u_hat - v);   nu <- nu + gamma (Gu_hat - s)
+
+where ``u_hat = alpha u + (1 - alpha) v`` and ``Gu_hat = alpha G u + (1 - alpha) s``
+(v and s from before the step) are the over-relaxed points (alpha = 1: plain ADMM).
+The second penalty ``rho_2`` of the constraint G u = s enters through the
+operators' ``cone_scale`` (``rho_2 = cone_scale^2 rho``; see ``operators``).
 
 Every update is a pure function of an explicit ``ADMMState``; nothing is
 mutated, so the same code can be traced and jitted by JAX.
@@ -43,10 +48,11 @@ def u_update(op, usolver, FTY, st: ADMMState, k: int) -> ADMMState:
     return st._replace(u=usolver.solve(b, st.u, k))
 
 
-def v_update(op, st: ADMMState, beta: float, rho: float) -> ADMMState:
-    """Group soft-threshold of ``u + lam`` at ``beta / rho`` (one group per column)."""
+def v_update(op, st: ADMMState, beta: float, rho: float, alpha: float = 1.0) -> ADMMState:
+    """Group soft-threshold of ``u_hat + lam`` at ``beta / rho`` (one group per column),
+    with the over-relaxed ``u_hat = alpha u + (1 - alpha) v``."""
     xp = op.xp
-    x = st.u + st.lam
+    x = relaxed(st.u, st.v, alpha) + st.lam
     norms = op.group_norms(x)
     thr = beta / rho
     # 0 where norms <= thr (no division there: thr / tiny would overflow and warn)
@@ -54,31 +60,51 @@ def v_update(op, st: ADMMState, beta: float, rho: float) -> ADMMState:
     return st._replace(v=x * scale)
 
 
-def s_update(op, st: ADMMState) -> ADMMState:
-    """Project ``G u + nu`` onto the non-negative orthant."""
+def s_update(op, st: ADMMState, alpha: float = 1.0) -> ADMMState:
+    """Project ``(G u)_hat + nu`` onto the non-negative orthant, with the over-relaxed
+    ``(G u)_hat = alpha G u + (1 - alpha) s``."""
     Gu = op.G(st.u)
-    return st._replace(Gu=Gu, s=op.xp.maximum(Gu + st.nu, 0))
+    return st._replace(Gu=Gu, s=op.xp.maximum(relaxed(Gu, st.s, alpha) + st.nu, 0))
 
 
-def dual_update(st: ADMMState, gamma: float) -> ADMMState:
-    """Dual ascent with step ``gamma`` on both constraints."""
-    return st._replace(lam=st.lam + gamma * (st.u - st.v), nu=st.nu + gamma * (st.Gu - st.s))
+def dual_update(before: ADMMState, st: ADMMState, gamma: float, alpha: float = 1.0) -> ADMMState:
+    """Dual ascent with step ``gamma`` on both constraints, at the relaxed points;
+    ``before`` holds the v and s that entered this iteration."""
+    return st._replace(lam=st.lam + gamma * (relaxed(st.u, before.v, alpha) - st.v),
+                       nu=st.nu + gamma * (relaxed(st.Gu, before.s, alpha) - st.s))
+
+
+def relaxed(new, old, alpha: float):
+    """Over-relaxation ``alpha new + (1 - alpha) old`` (Eckstein & Bertsekas; Boyd et al. 3.4.3)."""
+    if isinstance(alpha, (int, float)) and alpha == 1:  # a Python 1 (not a traced value): skip the arithmetic
+        return new
+    return alpha * new + (1 - alpha) * old
 
 
 PHASES = ("u", "v", "s", "dual")
 
 
-def step(op, usolver, FTY, beta, gamma, st: ADMMState, k: int) -> ADMMState:
-    """One ADMM iteration (all four phases)."""
+def step(op, usolver, FTY, beta, gamma, st: ADMMState, k: int, alpha: float = 1.0) -> ADMMState:
+    """One ADMM iteration (all four phases): Algorithm 1 with over-relaxation ``alpha``."""
+    before = st
     st = u_update(op, usolver, FTY, st, k)
-    st = v_update(op, st, beta, usolver.rho)
-    st = s_update(op, st)
-    return dual_update(st, gamma)
+    st = v_update(op, st, beta, usolver.rho, alpha)
+    st = s_update(op, st, alpha)
+    return dual_update(before, st, gamma, alpha)
 
 
 def scale_duals(st: ADMMState, factor: float) -> ADMMState:
     """Rescale the scaled duals when rho is multiplied by ``1 / factor``."""
     return st._replace(lam=st.lam * factor, nu=st.nu * factor)
+
+
+def rescale_cone(st: ADMMState, factor: float) -> ADMMState:
+    """The state for a cone constraint weighted ``factor`` times more (see
+    ``operators``): the slack and ``G u`` scale by ``factor``, the scaled dual
+    ``nu`` (whose unscaled multiplier is ``rho * factor * nu``) by ``1 / factor``."""
+    if factor == 1.0:
+        return st
+    return st._replace(s=st.s * factor, Gu=st.Gu * factor, nu=st.nu / factor)
 
 
 def check(op, Y, beta, rho, st: ADMMState, prev: ADMMState, eps_abs, eps_rel):

@@ -4,8 +4,9 @@
 at or after every ``k`` iterations and once more when the solve ends (whatever
 its status, Ctrl-C included), everything the ADMM loop carries:
 
-* the iterate at the end of that check (the full ``ADMMState``, after any rho
-  change made there), rho and the iteration count,
+* the point the next iteration starts from (the full ``ADMMState``, after any
+  penalty change made there) and the Anderson accelerator's memory, rho and the
+  iteration count,
 * the last good (checked, finite) iterate with its metrics, which the result
   reports,
 * the divergence monitor, the history so far and the phase timings.
@@ -34,6 +35,9 @@ import numpy as np
 
 from ._backend import dtype_name, like, to_numpy
 from .admm import ADMMState
+from .anderson import FIELDS as ACCEL_FIELDS
+from .anderson import AndersonState
+from .driver import Checked
 from .io import ModelFileError, _plain, read_npz, write_npz
 
 
@@ -79,9 +83,10 @@ class Saved(NamedTuple):
     """A checkpoint read back: what the loop needs to go on."""
 
     state: ADMMState
+    accel: AndersonState | None
     rho: float
     k: int
-    good: tuple  # (state, metrics, k, rho)
+    good: tuple  # a driver.Checked: (state, metrics, k, rho)
     monitor: dict
     history: dict  # key -> list
     timings: dict
@@ -109,9 +114,13 @@ class Checkpointer:
         return k - self.last_k >= self.every
 
     def write(self, point, good, history, monitor, timings) -> None:
-        st, rho, k = point
+        """``point``: (driver.Point, rho, k); ``good``: a driver.Checked."""
+        pt, rho, k = point
+        st = pt.x
         gst, gm, gk, grho = good
         arrays = {f"state/{f}": getattr(st, f) for f in ADMMState._fields}
+        if pt.accel is not None:
+            arrays.update(_accel_arrays(pt.accel))
         # the good iterate usually shares u, v, s, Gu with ``st``: store only what differs
         arrays.update({f"good/{f}": getattr(gst, f) for f in ADMMState._fields if getattr(gst, f) is not getattr(st, f)})
         hist = trim_history(history, k)
@@ -151,10 +160,33 @@ def load(path, fp: dict, ref) -> Saved:
             "Resume only with the same X, Y, D and options, or start afresh without resume="
         )
     st = ADMMState(*(like(arrays[f"state/{f}"], ref) for f in ADMMState._fields))
+    accel = _accel_from(arrays, ref)
     gst = ADMMState(*(like(arrays[f"good/{f}"], ref) if f"good/{f}" in arrays else getattr(st, f) for f in ADMMState._fields))
     g = meta["good"]
     history = {k[len("history/"):]: [float(x) for x in v] for k, v in arrays.items() if k.startswith("history/")}
     if "iteration" in history:
         history["iteration"] = [int(x) for x in history["iteration"]]
-    return Saved(st, float(meta["rho"]), int(meta["k"]), (gst, dict(g["metrics"]), int(g["k"]), float(g["rho"])),
-                 meta["monitor"], history, meta["timings"])
+    return Saved(st, accel, float(meta["rho"]), int(meta["k"]),
+                 Checked(gst, dict(g["metrics"]), int(g["k"]), float(g["rho"])), meta["monitor"], history, meta["timings"])
+
+
+def _accel_arrays(aa: AndersonState) -> dict:
+    out = {}
+    for name, val in aa._asdict().items():
+        if isinstance(val, tuple):
+            out.update({f"accel/{name}/{f}": a for f, a in zip(ACCEL_FIELDS, val)})
+        else:
+            out[f"accel/{name}"] = val
+    return out
+
+
+def _accel_from(arrays: dict, ref) -> AndersonState | None:
+    if "accel/count" not in arrays:
+        return None
+    parts = {}
+    for name in AndersonState._fields:
+        if f"accel/{name}" in arrays:
+            parts[name] = like(arrays[f"accel/{name}"], ref)
+        else:
+            parts[name] = tuple(like(arrays[f"accel/{name}/{f}"], ref) for f in ACCEL_FIELDS)
+    return AndersonState(**parts)

@@ -14,6 +14,13 @@ and no (n, d, P)-sized temporary is ever formed:
 The ``*_batch`` variants apply F and F^T to r vectors at once, stacked along a
 trailing axis: U (d, 2PC, r) is one GEMM with X on a (d, PC*r) shape. Since
 ``G^T G = I_{2PC} (x) X^T X``, products with G^T G need only ``gram()``.
+
+``cone_scale`` (sigma) weights the cone constraint: ``G`` above is multiplied by
+sigma, so ``G^T G = sigma^2 I (x) X^T X``. ADMM with one penalty rho on
+``u = v`` and on ``sigma G u = sigma s`` is ADMM with the two penalties
+``rho_1 = rho`` (on u = v) and ``rho_2 = sigma^2 rho`` (on G u = s): the scaled
+slack and dual are ``sigma s`` and ``sigma nu``, and ``G^T mu`` is unchanged.
+The certificate's cone violation uses the unscaled signs (``signed``).
 """
 from __future__ import annotations
 
@@ -24,10 +31,11 @@ from ._backend import device_of, namespace, pytree
 class Operators:
     """Holds X (n, d), the 0/1 patterns D (n, P) and the output count C.
 
-    ``X``, ``D`` must be arrays of one backend and one floating dtype.
+    ``X``, ``D`` must be arrays of one backend and one floating dtype;
+    ``cone_scale`` > 0 multiplies G (see the module docstring).
     """
 
-    def __init__(self, X, D, n_outputs: int):
+    def __init__(self, X, D, n_outputs: int, cone_scale: float = 1.0):
         self.xp = namespace(X, D)
         self.X = X
         self.D = D
@@ -38,6 +46,7 @@ class Operators:
         self._S = (2 * D - 1)[:, None, :, None]
         self._D = D[:, :, None]
         self._gram = None
+        self.cone_scale = float(cone_scale)
 
     @property
     def n_groups(self) -> int:
@@ -82,26 +91,33 @@ class Operators:
         xp = self.xp
         return xp.reshape(xp.reshape(s, (self.n, 2, self.P, self.C)) * self._S, s.shape)
 
+    def _scaled(self, a):
+        return a if self.cone_scale == 1.0 else self.cone_scale * a
+
     def G(self, u):
         """G u for u (d, 2PC) -> (n, 2PC)."""
-        return self.signed(self.X @ u)
+        return self._scaled(self.signed(self.X @ u))
 
     def GT(self, s):
         """G^T s for s (n, 2PC) -> (d, 2PC)."""
-        return (self.X.T @ self.signed(s))
+        return self._scaled(self.X.T @ self.signed(s))
 
     def GT_many(self, *ss):
         """G^T applied to several (n, 2PC) arrays in one wider GEMM."""
         xp = self.xp
-        out = (self.X.T @ xp.concat([self.signed(s) for s in ss], axis=1))
+        out = self._scaled(self.X.T @ xp.concat([self.signed(s) for s in ss], axis=1))
         k = self.n_groups
         return [out[:, i * k:(i + 1) * k] for i in range(len(ss))]
 
     def gram(self):
-        """X^T X (d, d), computed once and cached."""
+        """The block ``sigma^2 X^T X`` (d, d) of ``G^T G``, computed once and cached."""
         if self._gram is None:
-            self._gram = self.X.T @ self.X
+            self._gram = self._scaled(self._scaled(self.X.T @ self.X))
         return self._gram
+
+    def with_cone_scale(self, cone_scale: float) -> "Operators":
+        """The same operators with G weighted by ``cone_scale``."""
+        return Operators(self.X, self.D, self.C, cone_scale)
 
     def subset(self, patterns):
         """Operators for the patterns selected by ``patterns`` (a slice or an
@@ -112,7 +128,7 @@ class Operators:
             D = self.D[:, patterns]
         else:
             D = self.xp.take(self.D, self.xp.asarray(patterns), axis=1)
-        sub = Operators(self.X, D, self.C)
+        sub = Operators(self.X, D, self.C, self.cone_scale)
         sub._gram = self._gram
         return sub
 

@@ -9,8 +9,9 @@ import numpy as np
 
 from . import admm, memory
 from . import checkpoint as _ckpt
-from ._backend import Timer, is_async, jit, like, namespace, to_float
+from ._backend import Timer, is_async, like, namespace, to_float
 from .divergence import DivergenceMonitor, warn_diverged, warn_interrupted
+from .driver import Checked, Driver
 from .network import recover_network
 from .operators import Operators
 from .result import SolveResult
@@ -20,7 +21,10 @@ from .validation import (as_array, check_bool, check_callable, check_choice, che
 
 STOP_RULES = ("gap", "residuals", "both")
 #: phases timed by ``solve``; ``history["seconds_<phase>"]`` holds their cumulative seconds at each check
-PHASES = ("precompute", "u", "v", "s", "dual", "check", "iterations")
+PHASES = ("precompute", "u", "v", "s", "dual", "accel", "check", "iterations")
+DEFAULT_MAX_ITER = 5000
+#: the cone constraint's penalty relative to that of u = v
+DEFAULT_RHO_RATIO = 0.1
 
 
 def solve(
@@ -30,16 +34,20 @@ def solve(
     beta: float,
     solver: str = "exact",
     rho: float | None = None,
-    max_iter: int = 1000,
+    max_iter: int = DEFAULT_MAX_ITER,
     tol: float = 1e-4,
     *,
-    gamma: float = 1.6,
+    rho_ratio: float | None = None,
+    alpha: float = 1.7,
+    gamma: float = 1.0,
+    anderson: int = 5,
+    safeguard: float = 1.0,
     max_time: float | None = None,
     stop: str = "gap",
     eps_abs: float = 1e-6,
     eps_rel: float = 1e-4,
     check_every: int = 10,
-    adapt_rho: bool = True,
+    adapt_rho: bool = False,
     verbose: bool = False,
     callback=None,
     warm_start: SolveResult | None = None,
@@ -48,7 +56,7 @@ def solve(
     resume=None,
     **options,
 ) -> SolveResult:
-    """Solve the convex two-layer ReLU program by ADMM.
+    """Solve the convex two-layer ReLU program by ADMM and certify the result.
 
     Parameters
     ----------
@@ -56,29 +64,27 @@ def solve(
     Y : (n,) or (n, C) targets.
     D : (n, P) 0/1 activation patterns.
     beta : group-lasso weight (> 0).
-    solver : u-step solver: "exact" (Woodbury), a matrix-free one, or "auto"
-        (exact when its n x n factor fits in ``memory_budget`` bytes, an option
-        defaulting to half the available memory).
-    rho : ADMM penalty; default ``0.1``. Adapted by residual balancing when ``adapt_rho``.
-    max_iter : iteration limit.  tol : stop when ``gap / objective <= tol``.
-    gamma : dual step length in (0, (1 + sqrt 5) / 2); 1.6 converges faster than 1
-        on the problems we measured (Fortin-Glowinski step).
+    solver : u-step solver: "exact" (Woodbury), a matrix-free one, or "auto" (exact when its n x n factor fits in ``memory_budget`` bytes, an option defaulting to half the available memory).
+    rho : penalty of the constraint u = v; default ``default_penalty(X, Y, beta)`` (scales with beta and the data).
+    max_iter : iteration limit.
+    tol : stop when the certified relative gap ``gap / objective`` and the relative cone violation are both at most tol.
+    rho_ratio : penalty of the cone constraint G u = s divided by rho (default 0.1); a change needs a new u-step factorisation.
+    alpha : over-relaxation in (0, 2); 1 is plain ADMM.
+    gamma : dual step length in (0, (1 + sqrt 5) / 2).
+    anderson : memory of the safeguarded Anderson acceleration (0 turns it off).
+    safeguard : an extrapolated point is kept only if its fixed-point residual is at most this times its base point's (>= 1).
     max_time : wall-clock limit in seconds.
-    stop : "gap" (certified relative gap <= tol), "residuals" (Boyd et al.
-        §3.3 with ``eps_abs``, ``eps_rel``) or "both".
-    check_every : residuals and the certificate are computed (and read back to
-        the host) every this many iterations; in between, nothing is read back.
+    stop : "gap" (certified relative gap <= tol), "residuals" (Boyd et al. 3.3 with eps_abs, eps_rel) or "both".
+    eps_abs, eps_rel : absolute and relative residual tolerances of the "residuals" rule.
+    check_every : residuals and the certificate are computed (in float64) and read back every this many iterations.
+    adapt_rho : multiply both penalties by 2 or 1/2 when the relative residuals are 10x apart (residual balancing; off by default: a scaled fixed penalty converged faster in every case we measured).
+    verbose : a tqdm progress bar.
     callback : called as ``callback(k, metrics, state)`` at every check.
     warm_start : a previous ``SolveResult`` on the same X and D to start from.
-    profile : time the four phases separately (default: only where that needs
-        no device synchronisation, i.e. NumPy and CPU torch); otherwise one
-        fused (under JAX, compiled) step per iteration.
-    checkpoint : a file path; the solver state is written there (atomically) at
-        the first check after every ``checkpoint_every`` iterations and when the
-        solve ends. ``resume`` : a checkpoint file to continue from; a file from
-        another problem is refused (see ``admmnn.checkpoint``).
-    options : ``memory_budget`` (bytes; see ``admmnn.memory``), the rest is
-        passed to the u-step solver.
+    checkpoint : a file path; the solver state (accelerator memory included) is written there atomically at the first check after every ``checkpoint_every`` iterations and when the solve ends.
+    checkpoint_every : iterations between checkpoints.
+    resume : a checkpoint file to continue from (bit-identically); a file from another problem is refused.
+    options : ``memory_budget`` (bytes; see ``admmnn.memory``), ``profile`` (time the phases separately; default where that needs no device synchronisation), the rest is passed to the u-step solver.
 
     Divergence (NaN/Inf, an exploding objective or residuals growing without
     bound) stops with status "diverged" and a ``DivergenceWarning``; Ctrl-C
@@ -103,12 +109,19 @@ def solve(
     check_positive("max_iter", max_iter, integer=True)
     check_positive("tol", tol)
     check_positive("rho", rho, allow_none=True)
+    check_positive("rho_ratio", rho_ratio, allow_none=True)
     check_positive("max_time", max_time, allow_none=True)
     check_positive("check_every", check_every, integer=True)
     check_positive("eps_abs", eps_abs)
     check_positive("eps_rel", eps_rel)
     if not 0 < gamma < (1 + math.sqrt(5)) / 2:
         raise ValueError(f"gamma must lie in (0, 1.618), got {gamma!r}")
+    if not (isinstance(alpha, (int, float)) and 0 < alpha < 2):
+        raise ValueError(f"alpha must lie in (0, 2), got {alpha!r}")
+    if isinstance(anderson, bool) or not isinstance(anderson, (int, np.integer)) or not 0 <= anderson <= 100:
+        raise ValueError(f"anderson must be an integer memory in [0, 100] (0: off), got {anderson!r}")
+    if not (isinstance(safeguard, (int, float)) and math.isfinite(safeguard) and safeguard >= 1):
+        raise ValueError(f"safeguard must be a finite number >= 1, got {safeguard!r}")
     check_choice("stop", stop, STOP_RULES)
     check_choice("solver", solver, sorted(SOLVERS) + ["auto"])
     check_bool("adapt_rho", adapt_rho)
@@ -118,24 +131,29 @@ def solve(
         raise TypeError(f"warm_start must be a SolveResult or None, got {type(warm_start).__name__}")
     _ckpt.check_args(checkpoint, checkpoint_every, resume, warm_start)
     memory_budget = options.pop("memory_budget", None)
+    profile = bool(options.pop("profile", not is_async(X)))
     if solver != "auto":
         check_options(SOLVERS[solver], options)
     Y2 = Y if Y.ndim == 2 else Y[:, None]
     Y2 = like(Y2, X) if namespace(Y2) is not xp else xp.astype(Y2, X.dtype)
     D = like(D, X) if namespace(D) is not xp else xp.astype(D, X.dtype)
 
-    profile = bool(options.pop("profile", not is_async(X)))
     t_start = time.perf_counter()
     timer = Timer(X)
     history = defaultdict(list)
-    op = Operators(X, D, Y2.shape[1])
-    rho = float(warm_start.rho if (rho is None and warm_start is not None) else (rho or 0.1))
+    if rho is None:
+        rho = warm_start.rho if warm_start is not None else default_penalty(X, Y2, beta)
+    rho = float(rho)
+    rho_ratio = float(DEFAULT_RHO_RATIO if rho_ratio is None else rho_ratio)
+    cone_scale = math.sqrt(rho_ratio)
+    op = Operators(X, D, Y2.shape[1], cone_scale)
     itemsize = X.dtype.itemsize if hasattr(X.dtype, "itemsize") else 8
     solver = memory.resolve_solver(solver, op.n, op.d, op.n_groups, itemsize, memory_budget, X)
     check_options(SOLVERS[solver], options)
     saved = writer = None
     if checkpoint is not None or resume is not None:
-        fp = _ckpt.fingerprint(X, Y2, D, beta=beta, gamma=gamma, solver=solver, check_every=check_every,
+        fp = _ckpt.fingerprint(X, Y2, D, beta=beta, gamma=gamma, alpha=alpha, anderson=int(anderson),
+                               safeguard=safeguard, rho_ratio=rho_ratio, solver=solver, check_every=check_every,
                                adapt_rho=adapt_rho, **options)
         saved = _ckpt.load(resume, fp, X) if resume is not None else None
         writer = _ckpt.Checkpointer(checkpoint, checkpoint_every, fp, saved.k if saved else 0) if checkpoint else None
@@ -144,39 +162,32 @@ def solve(
         timer.seconds.update(saved.timings)
         history.update(saved.history)
     usolver = make_usolver(solver, op, rho, **options)
-    # compiled once per problem shape under JAX; plain functions elsewhere. The CG
-    # family compiles its own loop (lax.while_loop) and keeps its counts on the
-    # device, so only the right-hand side of its u-step runs op by op; RBCD's
-    # line search still reads two scalars per block step on the host.
-    whole = jit if getattr(usolver, "jittable", False) else (lambda f, ref: f)
-    u_update, step = whole(admm.u_update, X), whole(admm.step, X)
-    v_update, s_update, dual_update, check = (
-        jit(f, X) for f in (admm.v_update, admm.s_update, admm.dual_update, admm.check)
-    )
-    FTY = op.FT(Y2)
-    state = saved.state if saved else warm_start.state if warm_start is not None else admm.init_state(op)
-    if state.u.shape != (op.d, op.n_groups):
-        raise ValueError("warm_start comes from a problem of another shape")
-    t = timer("precompute", t_start)
+    driver = Driver(op, usolver, Y2, beta, alpha=alpha, gamma=gamma, memory=int(anderson), safeguard=safeguard,
+                    profile=profile, eps_abs=eps_abs, eps_rel=eps_rel, timer=timer)
+    if saved is not None:
+        pt = driver.start(saved.state, saved.accel)
+    else:
+        state = admm.init_state(op) if warm_start is None else admm.rescale_cone(warm_start.state, cone_scale)
+        if state.u.shape != (op.d, op.n_groups):
+            raise ValueError("warm_start comes from a problem of another shape")
+        pt = driver.start(state)
+    timer("precompute", t_start)
 
     bar = None
     if verbose:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=max_iter, desc=f"admm[{solver}]", unit="it")
+    t_offset = history["time"][-1] if history.get("time") else 0.0
 
-    def run_check(st, prev, k):
-        m = {key: to_float(val) for key, val in check(op, Y2, beta, rho, st, prev, eps_abs, eps_rel).items()}
-        m["gap"] = m["objective"] - m["dual_bound"]
-        m["rel_gap"] = m["gap"] / max(abs(m["objective"]), np.finfo(float).tiny)
+    def record(m, k):
         for key, val in m.items():
             history[key].append(val)
         history["iteration"].append(k)
-        history["rho"].append(rho)
+        history["rho"].append(driver.rho)
         history["time"].append(t_offset + time.perf_counter() - t_start)
         for phase in PHASES:  # cumulative seconds per phase, to split a time-to-target
             history[f"seconds_{phase}"].append(timer.seconds.get(phase, 0.0))
-        return m
 
     def converged(m):
         # a negative gap means v is still infeasible enough to beat the bound: keep going
@@ -184,87 +195,78 @@ def solve(
         res_ok = m["r_pri"] <= m["eps_pri"] and m["r_dual"] <= m["eps_dual"]
         return {"gap": gap_ok, "residuals": res_ok, "both": gap_ok and res_ok}[stop]
 
-    st = prev = state
-    status, k, good, t_offset = "max_iter", 0, None, history["time"][-1] if history.get("time") else 0.0
+    loop = {"good": saved.good if saved else None, "point": (pt, driver.rho, saved.k if saved else 0)}
+
+    def on_check(k, fx, x, pt):
+        t = time.perf_counter()
+        m = driver.check(fx, x)
+        record(m, k)
+        timer("check", t)
+        if bar is not None:
+            bar.update(k - bar.n)
+            bar.set_postfix(obj=f"{m['objective']:.5g}", gap=f"{m['rel_gap']:.1e}", rho=f"{driver.rho:.2g}")
+        reason = monitor.update(m, driver.rho)
+        if reason is not None:
+            good = loop["good"]
+            warn_diverged(reason, k, good.k, good.metrics, good.rho)
+            return "diverged", pt
+        loop["good"] = Checked(fx, m, k, driver.rho)
+        if callback is not None:
+            callback(k, m, fx)
+        status = None
+        if converged(m):
+            status = "optimal"
+        elif max_time is not None and time.perf_counter() - t_start > max_time:
+            status = "time_limit"
+        elif adapt_rho:
+            factor = _balance(m)
+            if factor != 1.0:
+                pt = driver.change_rho(pt, factor)
+        loop["point"] = (pt, driver.rho, k)
+        if writer is not None and writer.due(k) and status is None:
+            writer.write(loop["point"], loop["good"], history, monitor, timer.seconds)
+        return status, pt
+
+    status = "max_iter"
     try:
         if saved is None:
-            m0 = run_check(st, st, 0)
+            st0 = pt.x
+            m0 = driver.check(st0, st0)
+            record(m0, 0)
             monitor = DivergenceMonitor(m0["objective"], 0.5 * to_float(xp.sum(Y2 * Y2)))
-            good = (st, m0, 0, rho)
+            loop["good"] = Checked(st0, m0, 0, driver.rho)
+            k0 = 0
         else:
-            k, good, monitor = saved.k, saved.good, DivergenceMonitor.from_dict(saved.monitor)
-        point = (st, rho, k)  # where a resumed run would go on from
-        while k < max_iter:
-            k += 1
-            last = k == max_iter or (max_time is not None and time.perf_counter() - t_start > max_time)
-            if k % check_every == 0 or last:
-                prev = st
-            t = time.perf_counter()
-            if profile:
-                st = u_update(op, usolver, FTY, st, k)
-                t = timer("u", t)
-                st = v_update(op, st, beta, rho)
-                t = timer("v", t)
-                st = s_update(op, st)
-                t = timer("s", t)
-                st = dual_update(st, gamma)
-                t = timer("dual", t)
-            else:
-                st = step(op, usolver, FTY, beta, gamma, st, k)
-                t = timer("iterations", t, sync=False)
-            if not (k % check_every == 0 or last):
-                continue
-            m = run_check(st, prev, k)
-            timer("check", t)
-            if bar is not None:
-                bar.update(k - bar.n)
-                bar.set_postfix(obj=f"{m['objective']:.5g}", gap=f"{m['rel_gap']:.1e}", rho=f"{rho:.2g}")
-            reason = monitor.update(m, rho)
-            if reason is not None:
-                status = "diverged"
-                warn_diverged(reason, k, good[2], good[1], good[3])
-                break
-            good = (st, m, k, rho)
-            if callback is not None:
-                callback(k, m, st)
-            if converged(m):
-                status = "optimal"
-            elif max_time is not None and time.perf_counter() - t_start > max_time:
-                status = "time_limit"
-            elif adapt_rho:
-                factor = _balance(m["r_pri"], m["r_dual"])
-                if factor != 1.0:
-                    rho *= factor
-                    st = admm.scale_duals(st, 1.0 / factor)
-                    usolver = usolver.with_rho(rho)
-            point = (st, rho, k)
-            if writer is not None and writer.due(k) and status == "max_iter":
-                writer.write(point, good, history, monitor, timer.seconds)
-            if status != "max_iter":
-                break
+            monitor = DivergenceMonitor.from_dict(saved.monitor)
+            k0 = saved.k
+        deadline = None if max_time is None else t_start + max_time
+        status, _, _ = driver.run(pt, k0, max_iter, check_every, on_check, deadline)
     except KeyboardInterrupt:
-        if good is None:  # stopped before the first certificate: nothing to return
+        if loop["good"] is None:  # stopped before the first certificate: nothing to return
             raise
         status = "interrupted"
-        warn_interrupted(good[2], good[1])
+        warn_interrupted(loop["good"].k, loop["good"].metrics)
     finally:
         if bar is not None:
             bar.close()
-    if writer is not None and writer.last_k != point[2]:
-        writer.write(point, good, history, monitor, timer.seconds)
+    if writer is not None and writer.last_k != loop["point"][2]:
+        writer.write(loop["point"], loop["good"], history, monitor, timer.seconds)
 
-    st, m, k_good, rho_good = good
+    good = loop["good"]
+    st = admm.rescale_cone(good.state, 1.0 / cone_scale)  # the result's state is in unweighted units
     net = recover_network(op, st.v)
-    info = dict(getattr(usolver, "info", {}))
+    info = dict(getattr(driver.usolver, "info", {}))
+    info.update(driver.accel_counts(loop["point"][0]))
+    info.update(rho_ratio=rho_ratio, alpha=float(alpha), anderson=int(anderson))
     return SolveResult(
         v=st.v,
         network=net,
-        objective=m["objective"],
-        dual_bound=m["dual_bound"],
+        objective=good.metrics["objective"],
+        dual_bound=good.metrics["dual_bound"],
         status=status,
-        n_iter=k_good,
-        rho=rho_good,
-        solver=usolver.name,
+        n_iter=good.k,
+        rho=good.rho,
+        solver=driver.usolver.name,
         history={key: np.asarray(val) for key, val in _ckpt.trim_history(history).items()},
         timings=dict(timer.seconds),
         state=st,
@@ -272,8 +274,24 @@ def solve(
     )
 
 
-def _balance(r_pri: float, r_dual: float, mu: float = 10.0, tau: float = 2.0) -> float:
-    """Residual balancing (Boyd et al. §3.4.1): the factor to multiply rho by."""
+def default_penalty(X, Y, beta: float) -> float:
+    """The default penalty of u = v: ``beta * s_X / s_Y`` with the data scales
+    ``s_X = ||X||_F / sqrt(d)`` (root-mean-square column norm) and
+    ``s_Y = ||Y||_F / sqrt(C)``, so that it follows beta and the units of the data
+    (beta has the units of X times Y; a penalty on u, those of X squared)."""
+    xp = namespace(X)
+    s_x = to_float(xp.sqrt(xp.sum(X * X))) / math.sqrt(X.shape[1])
+    s_y = to_float(xp.sqrt(xp.sum(Y * Y))) / math.sqrt(Y.shape[1] if Y.ndim == 2 else 1)
+    if not (s_x > 0 and s_y > 0):
+        return float(beta)
+    return float(beta) * s_x / s_y
+
+
+def _balance(m: dict, mu: float = 10.0, tau: float = 2.0) -> float:
+    """Residual balancing (Boyd et al. 3.4.1) on the residuals relative to their
+    tolerances: the factor to multiply both penalties by."""
+    r_pri = m["r_pri"] / max(m["eps_pri"], 1e-300)
+    r_dual = m["r_dual"] / max(m["eps_dual"], 1e-300)
     if r_pri > mu * r_dual:
         return tau
     if r_dual > mu * r_pri:

@@ -57,6 +57,14 @@ def small_problem(kind: str, seed: int = 0):
         Y = np.maximum(X @ rng.standard_normal(d), 0) - 0.5 * np.maximum(X @ rng.standard_normal(d), 0)
         Y = Y + 0.05 * rng.standard_normal(n)
         beta = 0.01
+    elif kind == "correlated":
+        # ill-conditioned: features from 3 latent factors plus 1% noise, small beta
+        n, d, P = 150, 16, 10
+        Z = rng.standard_normal((n, 3))
+        X = Z @ rng.standard_normal((3, d)) + 0.01 * rng.standard_normal((n, d))
+        X[:, -1] = 1.0
+        Y = np.sign(Z[:, 0] - 0.5 * Z[:, 1] + 0.3 * rng.standard_normal(n))
+        beta = 1e-3
     else:
         raise ValueError(kind)
     D, _ = gaussian_patterns(X, P, seed=seed)

@@ -101,7 +101,7 @@ class JacobiPreconditioner:
     def __init__(self, op, rho: float):
         xp = op.xp
         X2 = op.X * op.X
-        self.gram_diag = xp.sum(X2, axis=0)[:, None]  # (d, 1)
+        self.gram_diag = op.cone_scale**2 * xp.sum(X2, axis=0)[:, None]  # (d, 1): diag of the G^T G block
         S = X2.T @ op.D  # (d, P): sum_i D_ip X_il^2
         S = xp.reshape(xp.broadcast_to(S[:, :, None], (op.d, op.P, op.C)), (op.d, op.P * op.C))
         self.ftf_diag = xp.concat([S, S], axis=1)  # (d, 2PC)

@@ -33,7 +33,7 @@ class ExactSolver:
         self.op = op
         self.rho = float(rho)
         eye = xp.eye(op.d, dtype=X.dtype, device=device_of(X))
-        self.XtX = X.T @ X
+        self.XtX = op.gram()
         self.Binv = spd_inverse(eye + self.XtX)
         K = (X @ self.Binv) @ X.T
         M = 2 * K * (D @ D.T)

@@ -1,0 +1,184 @@
+"""The ADMM driver: Algorithm 1, over-relaxed and Anderson-accelerated, with its checks.
+
+One iteration maps the point ``x = (v, s, lam, nu)`` (u, the warm start of the
+u-step, rides along) to ``T(x)``:
+
+    u   <- u-step                 (``admm.u_update``: the u-step solver)
+    v   <- group soft-threshold   (``admm.v_update``, at the relaxed u)
+    s   <- projection on s >= 0   (``admm.s_update``, at the relaxed G u)
+    lam, nu <- dual ascent        (``admm.dual_update``)
+    x   <- Anderson(x, T(x))      (``anderson.update``; T(x) itself when off)
+
+``T(x)`` is what is checked (residuals and certificate): its u solves the u-step
+exactly (or to the inner tolerance), which the certificate needs. Every
+``check_every`` iterations the metrics are read back to the host; everything
+else stays on the device. What happens at a check beyond the metrics (progress
+bar, callback, divergence monitor, checkpoint, stopping, the penalty rule)
+belongs to ``run``'s caller through ``on_check``.
+"""
+from __future__ import annotations
+
+import time
+from typing import NamedTuple
+
+import numpy as np
+
+from . import admm, anderson
+from ._backend import Timer, as_float64, jit, namespace, to_float
+from .admm import ADMMState
+from .operators import Operators
+
+
+class Point(NamedTuple):
+    """What the loop carries: ``x``, the point the next iteration maps (its u is
+    the warm start of the next u-step), and the accelerator's memory (None when
+    acceleration is off)."""
+
+    x: ADMMState
+    accel: anderson.AndersonState | None
+
+
+class Checked(NamedTuple):
+    """A checked iterate ``T(x)``, its metrics, iteration count and penalty."""
+
+    state: ADMMState
+    metrics: dict
+    k: int
+    rho: float
+
+
+def _map_and_accelerate(op, usolver, FTY, beta, gamma, alpha, safeguard, pt: Point, k):
+    """One fused iteration (compiled whole under JAX): ``(next point, T(x))``."""
+    fx = admm.step(op, usolver, FTY, beta, gamma, pt.x, k, alpha)
+    if pt.accel is None:
+        return Point(fx, None), fx
+    nxt, aa = anderson.update(op.xp, pt.accel, pt.x, fx, safeguard)
+    return Point(nxt, aa), fx
+
+
+def _accelerate(aa, x, fx, safeguard):
+    return anderson.update(namespace(fx.v), aa, x, fx, safeguard)
+
+
+class Driver:
+    """Runs ADMM on operators ``op`` with the u-step solver ``usolver``.
+
+    Y : (n, C) targets in X's dtype. beta : group-lasso weight.
+    alpha : over-relaxation in (0, 2). gamma : dual step length.
+    memory : Anderson memory (0: no acceleration). safeguard : an extrapolated
+    point is kept when its residual is at most ``safeguard`` times its base's.
+    profile : time the phases separately (needs no device synchronisation only
+    on NumPy and CPU torch). The certificate and residuals are computed in
+    float64 even for float32 iterates.
+    """
+
+    def __init__(self, op: Operators, usolver, Y, beta: float, *, alpha: float = 1.0, gamma: float = 1.0,
+                 memory: int = 0, safeguard: float = 1.0, profile: bool = True, eps_abs: float = 1e-6,
+                 eps_rel: float = 1e-4, timer: Timer | None = None):
+        self.op, self.usolver, self.Y, self.beta = op, usolver, Y, float(beta)
+        self.alpha, self.gamma, self.memory, self.safeguard = float(alpha), float(gamma), int(memory), float(safeguard)
+        self.profile, self.eps_abs, self.eps_rel = bool(profile), float(eps_abs), float(eps_rel)
+        self.timer = timer if timer is not None else Timer(op.X)
+        self.xp = op.xp
+        X = op.X
+        self.FTY = op.FT(Y)
+        whole = jit if getattr(usolver, "jittable", False) else (lambda f, ref: f)
+        # the CG family compiles its own loop; RBCD reads scalars on the host, so it runs op by op
+        self._fused = whole(_map_and_accelerate, X)
+        self._u = whole(admm.u_update, X)
+        self._v, self._s, self._dual = (jit(f, X) for f in (admm.v_update, admm.s_update, admm.dual_update))
+        self._accel = jit(_accelerate, X)
+        # the certificate in float64, whatever the iterates' dtype
+        if str(X.dtype).endswith("float64"):
+            self.cert_op, self.cert_Y, self._cast = op, Y, (lambda st: st)
+        else:
+            self.cert_op = Operators(as_float64(X), as_float64(op.D), op.C, op.cone_scale)
+            self.cert_Y = as_float64(Y)
+            self._cast = lambda st: ADMMState(*(as_float64(a) for a in st))
+        self._check = jit(admm.check, self.cert_op.X)
+
+    @property
+    def rho(self) -> float:
+        return self.usolver.rho
+
+    def start(self, state: ADMMState, accel=None) -> Point:
+        """The loop's first point from an ADMM state (and a saved memory, if any)."""
+        if self.memory and accel is None:
+            accel = anderson.init(self.xp, state, self.memory)
+        return Point(state, accel if self.memory else None)
+
+    def iterate(self, pt: Point, k: int) -> tuple[Point, ADMMState]:
+        """Iteration ``k``: returns the next point and ``T(x)``, the iterate to check."""
+        t = time.perf_counter()
+        if not self.profile:
+            out = self._fused(self.op, self.usolver, self.FTY, self.beta, self.gamma, self.alpha, self.safeguard, pt, k)
+            self.timer("iterations", t, sync=False)
+            return out
+        timer, x = self.timer, pt.x
+        st = self._u(self.op, self.usolver, self.FTY, x, k)
+        t = timer("u", t)
+        st = self._v(self.op, st, self.beta, self.rho, self.alpha)
+        t = timer("v", t)
+        st = self._s(self.op, st, self.alpha)
+        t = timer("s", t)
+        fx = self._dual(x, st, self.gamma, self.alpha)
+        t = timer("dual", t)
+        if pt.accel is None:
+            return Point(fx, None), fx
+        nxt, aa = self._accel(pt.accel, x, fx, self.safeguard)
+        timer("accel", t)
+        return Point(nxt, aa), fx
+
+    def check(self, fx: ADMMState, x: ADMMState) -> dict:
+        """Residuals and certificate of ``fx = T(x)`` as Python floats (one host read)."""
+        m = self._check(self.cert_op, self.cert_Y, self.beta, self.rho, self._cast(fx), self._cast(x),
+                        self.eps_abs, self.eps_rel)
+        m = {key: to_float(val) for key, val in m.items()}
+        m["gap"] = m["objective"] - m["dual_bound"]
+        m["rel_gap"] = m["gap"] / max(abs(m["objective"]), np.finfo(float).tiny)
+        return m
+
+    def change_rho(self, pt: Point, factor: float) -> Point:
+        """Multiply both penalties by ``factor`` (their ratio, and so the u-step's
+        factorisation, unchanged): rescale the scaled duals, drop the
+        accelerator's memory (the map changed)."""
+        self.usolver = self.usolver.with_rho(self.rho * factor)
+        x = admm.scale_duals(pt.x, 1.0 / factor)
+        return Point(x, None if pt.accel is None else anderson.reset(pt.accel))
+
+    def run(self, pt: Point, k: int, max_iter: int, check_every: int, on_check, deadline: float | None = None):
+        """Iterate from ``pt`` (after ``k`` iterations) up to ``max_iter``.
+
+        At every ``check_every``-th iteration, at ``max_iter`` and once past
+        ``deadline`` (``time.perf_counter()`` seconds), calls
+        ``on_check(k, fx, x, pt) -> (status, pt)``; a status other than None ends
+        the run (the hook may also return a changed point, e.g. after a penalty
+        change). Returns ``(status, k, pt)``, status "max_iter" when the
+        iterations ran out.
+        """
+        while k < max_iter:
+            k += 1
+            last = k == max_iter or (deadline is not None and time.perf_counter() > deadline)
+            x = pt.x
+            pt, fx = self.iterate(pt, k)
+            if k % check_every and not last:
+                continue
+            status, pt = on_check(k, fx, x, pt)
+            if status is not None:
+                return status, k, pt
+        return "max_iter", k, pt
+
+    def accel_counts(self, pt: Point) -> dict:
+        """Extrapolations accepted and rejected so far (host read)."""
+        if pt.accel is None:
+            return {}
+        return {"anderson_accepted": int(to_float(pt.accel.accepted)),
+                "anderson_rejected": int(to_float(pt.accel.rejected))}
+
+
+def zero_state(op: Operators) -> ADMMState:
+    """The all-zero starting point."""
+    return admm.init_state(op)
+
+
+__all__ = ["Driver", "Point", "Checked", "zero_state", "namespace"]
