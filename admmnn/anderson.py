@@ -31,18 +31,19 @@ FIELDS = ("v", "s", "lam", "nu")
 
 
 class AndersonState(NamedTuple):
-    """Memory of the accelerator. ``dF``, ``dG``: per field of ``FIELDS``, an
-    (m, *shape) array of the last m differences of map values and residuals
-    (oldest first); ``f_prev``, ``g_prev``: the last map value and residual;
-    ``r_prev``: ``||g_prev||``; ``count``: how many of the m columns hold data;
-    ``extrapolated``: the point just mapped was an extrapolation (1.0) or a plain
-    step (0.0); ``accepted``, ``rejected``: counts of extrapolations kept and
-    refused. Scalars are 0-d arrays."""
+    """Memory of the accelerator, on the point flattened to one vector of length N
+    (``FIELDS`` raveled and concatenated). ``dF``, ``dG``: (m, N), the last m
+    differences of map values and residuals (oldest first); ``f_prev``, ``g_prev``:
+    (N,), the last map value and residual; ``r_prev``: ``||g_prev||``; ``count``:
+    pairs seen since the last reset, capped at m + 1 (so ``count - 1`` columns hold
+    data); ``extrapolated``: the point just mapped was an extrapolation (1) or a
+    plain step (0); ``accepted``, ``rejected``: counts of extrapolations kept and
+    refused. Scalars are 0-d arrays of the iterates' dtype."""
 
-    dF: tuple
-    dG: tuple
-    f_prev: tuple
-    g_prev: tuple
+    dF: object
+    dG: object
+    f_prev: object
+    g_prev: object
     r_prev: object
     count: object
     extrapolated: object
@@ -50,20 +51,30 @@ class AndersonState(NamedTuple):
     rejected: object
 
 
-def _parts(st: ADMMState) -> tuple:
-    return tuple(getattr(st, f) for f in FIELDS)
+def pack(xp, st: ADMMState):
+    """The fields of ``FIELDS`` raveled into one vector (N,)."""
+    return xp.concat([xp.reshape(getattr(st, f), (-1,)) for f in FIELDS])
 
 
-def _dot(xp, a: tuple, b: tuple):
-    return sum(xp.sum(x * y) for x, y in zip(a, b))
+def unpack(xp, flat, like: ADMMState) -> dict:
+    """Inverse of ``pack``: the fields, shaped like those of ``like``."""
+    out, i = {}, 0
+    for f in FIELDS:
+        shape = tuple(getattr(like, f).shape)
+        size = 1
+        for dim in shape:
+            size *= dim
+        out[f] = xp.reshape(flat[i:i + size], shape)
+        i += size
+    return out
 
 
 def init(xp, st: ADMMState, memory: int) -> AndersonState:
     """Empty memory of ``memory`` columns for iterates shaped like ``st``."""
-    parts = _parts(st)
-    zero = xp.zeros((), dtype=st.v.dtype)
-    stacks = tuple(xp.zeros((memory,) + tuple(p.shape), dtype=p.dtype) for p in parts)
-    return AndersonState(stacks, stacks, parts, parts, zero, zero, zero, zero, zero)
+    flat = pack(xp, st)
+    zero = xp.zeros((), dtype=flat.dtype, device=device_of(flat))
+    stack = xp.zeros((memory, flat.shape[0]), dtype=flat.dtype, device=device_of(flat))
+    return AndersonState(stack, stack, flat, flat, zero, zero, zero, zero, zero)
 
 
 def reset(aa: AndersonState) -> AndersonState:
@@ -78,52 +89,39 @@ def update(xp, aa: AndersonState, x: ADMMState, fx: ADMMState, safeguard: float 
     Returns ``(next_point, aa)``: the state to apply the map to next (u, G u
     taken from ``fx``: the warm start of the next u-step) and the new memory.
     """
-    f = _parts(fx)
-    g = tuple(a - b for a, b in zip(_parts(x), f))
-    r = xp.sqrt(_dot(xp, g, g))
-    m = aa.dF[0].shape[0]
-    one = xp.ones((), dtype=r.dtype)
+    f = pack(xp, fx)
+    g = pack(xp, x) - f
+    r = xp.sqrt(xp.sum(g * g))
+    m = aa.dF.shape[0]
+    one = xp.ones((), dtype=r.dtype, device=device_of(r))
     # safeguard: an extrapolated point whose residual grew is refused; go on from
-    # the plain step of the base point instead, memory kept
+    # the plain step of its base point instead, memory kept
     reject = (aa.extrapolated > 0) & (r > safeguard * aa.r_prev)
     has_prev = aa.count > 0
-    # new difference column (only meaningful when there is a previous pair)
-    dg = tuple(a - b for a, b in zip(g, aa.g_prev))
-    df = tuple(a - b for a, b in zip(f, aa.f_prev))
-    dG = tuple(xp.concat([S[1:], c[None]], axis=0) for S, c in zip(aa.dG, dg))
-    dF = tuple(xp.concat([S[1:], c[None]], axis=0) for S, c in zip(aa.dF, df))
-    # count = pairs seen since the last reset, capped at m + 1 (m difference columns)
+    dG = xp.concat([aa.dG[1:], (g - aa.g_prev)[None]], axis=0)
+    dF = xp.concat([aa.dF[1:], (f - aa.f_prev)[None]], axis=0)
     count = xp.where(has_prev, xp.minimum(aa.count + 1, (m + 1) * one), one)
-    # least squares  min || g - dG gamma ||  on the last `count` columns
-    flat = [xp.reshape(S, (m, -1)) for S in dG]
-    M = sum(Sf @ Sf.T for Sf in flat)
-    rhs = sum(Sf @ xp.reshape(gi, (-1,)) for Sf, gi in zip(flat, g))
-    dev = device_of(r)
-    cols = xp.arange(m, dtype=r.dtype, device=dev)
-    valid = (cols >= m - (count - 1)) & has_prev  # (m,): the columns that hold a pair
-    vf = xp.astype(valid, r.dtype)
-    scale = xp.max(vf * sum(xp.sum(Sf * Sf, axis=1) for Sf in flat))
-    eye = xp.eye(m, dtype=r.dtype, device=dev)
-    M = vf[:, None] * M * vf[None, :] + eye * (regularization * scale + xp.finfo(r.dtype).tiny) + eye * (1 - vf)
-    coef = xp.linalg.solve(M, (rhs * vf)[:, None])[:, 0] * vf
-    extrap = tuple(fi - xp.reshape(xp.reshape(S, (m, -1)).T @ coef, fi.shape) for fi, S in zip(f, dF))
-    finite = xp.all(xp.isfinite(coef))
-    use = has_prev & finite
-    nxt = tuple(xp.where(use, e, fi) for e, fi in zip(extrap, f))
-
+    # least squares  min || g - dG gamma ||  on the columns that hold data
+    cols = xp.arange(m, dtype=r.dtype, device=device_of(r))
+    vf = xp.astype((cols >= m - (count - 1)) & has_prev, r.dtype)  # (m,)
+    M = dG @ dG.T
+    eye = xp.eye(m, dtype=r.dtype, device=device_of(r))
+    scale = xp.max(vf * xp.sum(dG * dG, axis=1))
+    M = vf[:, None] * M * vf[None, :] + eye * (regularization * scale + xp.finfo(r.dtype).tiny + (1 - vf))
+    coef = xp.linalg.solve(M, ((dG @ g) * vf)[:, None])[:, 0] * vf
+    use = has_prev & xp.all(xp.isfinite(coef))
+    nxt = xp.where(use, f - dF.T @ coef, f)
     # rejected: restart from the saved plain step, memory and base untouched
-    nxt = tuple(xp.where(reject, fp, a) for fp, a in zip(aa.f_prev, nxt))
-    keep = lambda new, old: xp.where(reject, old, new)  # noqa: E731
+    nxt = xp.where(reject, aa.f_prev, nxt)
     new = AndersonState(
-        dF=tuple(keep(a, b) for a, b in zip(dF, aa.dF)),
-        dG=tuple(keep(a, b) for a, b in zip(dG, aa.dG)),
-        f_prev=tuple(keep(a, b) for a, b in zip(f, aa.f_prev)),
-        g_prev=tuple(keep(a, b) for a, b in zip(g, aa.g_prev)),
-        r_prev=keep(r, aa.r_prev),
-        count=keep(count, aa.count),
+        dF=xp.where(reject, aa.dF, dF),
+        dG=xp.where(reject, aa.dG, dG),
+        f_prev=xp.where(reject, aa.f_prev, f),
+        g_prev=xp.where(reject, aa.g_prev, g),
+        r_prev=xp.where(reject, aa.r_prev, r),
+        count=xp.where(reject, aa.count, count),
         extrapolated=xp.astype(use & ~reject, r.dtype),
         accepted=aa.accepted + xp.astype((aa.extrapolated > 0) & ~reject, r.dtype),
         rejected=aa.rejected + xp.astype(reject, r.dtype),
     )
-    point = fx._replace(**dict(zip(FIELDS, nxt)))
-    return point, new
+    return fx._replace(**unpack(xp, nxt, fx)), new

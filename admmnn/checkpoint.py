@@ -35,7 +35,6 @@ import numpy as np
 
 from ._backend import dtype_name, like, to_numpy
 from .admm import ADMMState
-from .anderson import FIELDS as ACCEL_FIELDS
 from .anderson import AndersonState
 from .driver import Checked
 from .io import ModelFileError, _plain, read_npz, write_npz
@@ -85,6 +84,7 @@ class Saved(NamedTuple):
     state: ADMMState
     accel: AndersonState | None
     rho: float
+    cone_scale: float
     k: int
     good: tuple  # a driver.Checked: (state, metrics, k, rho)
     monitor: dict
@@ -114,10 +114,10 @@ class Checkpointer:
         return k - self.last_k >= self.every
 
     def write(self, point, good, history, monitor, timings) -> None:
-        """``point``: (driver.Point, rho, k); ``good``: a driver.Checked."""
-        pt, rho, k = point
+        """``point``: (driver.Point, rho, k, cone_scale); ``good``: a driver.Checked."""
+        pt, rho, k, cone_scale = point
         st = pt.x
-        gst, gm, gk, grho = good
+        gst, gm, gk, grho, gscale = good
         arrays = {f"state/{f}": getattr(st, f) for f in ADMMState._fields}
         if pt.accel is not None:
             arrays.update(_accel_arrays(pt.accel))
@@ -129,7 +129,8 @@ class Checkpointer:
             "kind": "checkpoint",
             "k": int(k),
             "rho": float(rho),
-            "good": {"k": int(gk), "rho": float(grho), "metrics": {key: float(v) for key, v in gm.items()}},
+            "cone_scale": float(cone_scale),
+            "good": {"k": int(gk), "rho": float(grho), "cone_scale": float(gscale), "metrics": {key: float(v) for key, v in gm.items()}},
             "monitor": monitor.to_dict(),
             "timings": {key: float(v) for key, v in timings.items()},
             "fingerprint": self.fp,
@@ -166,27 +167,16 @@ def load(path, fp: dict, ref) -> Saved:
     history = {k[len("history/"):]: [float(x) for x in v] for k, v in arrays.items() if k.startswith("history/")}
     if "iteration" in history:
         history["iteration"] = [int(x) for x in history["iteration"]]
-    return Saved(st, accel, float(meta["rho"]), int(meta["k"]),
-                 Checked(gst, dict(g["metrics"]), int(g["k"]), float(g["rho"])), meta["monitor"], history, meta["timings"])
+    return Saved(st, accel, float(meta["rho"]), float(meta["cone_scale"]), int(meta["k"]),
+                 Checked(gst, dict(g["metrics"]), int(g["k"]), float(g["rho"]), float(g["cone_scale"])),
+                 meta["monitor"], history, meta["timings"])
 
 
 def _accel_arrays(aa: AndersonState) -> dict:
-    out = {}
-    for name, val in aa._asdict().items():
-        if isinstance(val, tuple):
-            out.update({f"accel/{name}/{f}": a for f, a in zip(ACCEL_FIELDS, val)})
-        else:
-            out[f"accel/{name}"] = val
-    return out
+    return {f"accel/{name}": val for name, val in aa._asdict().items()}
 
 
 def _accel_from(arrays: dict, ref) -> AndersonState | None:
     if "accel/count" not in arrays:
         return None
-    parts = {}
-    for name in AndersonState._fields:
-        if f"accel/{name}" in arrays:
-            parts[name] = like(arrays[f"accel/{name}"], ref)
-        else:
-            parts[name] = tuple(like(arrays[f"accel/{name}/{f}"], ref) for f in ACCEL_FIELDS)
-    return AndersonState(**parts)
+    return AndersonState(**{name: like(arrays[f"accel/{name}"], ref) for name in AndersonState._fields})

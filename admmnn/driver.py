@@ -39,12 +39,14 @@ class Point(NamedTuple):
 
 
 class Checked(NamedTuple):
-    """A checked iterate ``T(x)``, its metrics, iteration count and penalty."""
+    """A checked iterate ``T(x)``, its metrics, iteration count, penalty and the
+    cone weight its slack and dual are scaled with."""
 
     state: ADMMState
     metrics: dict
     k: int
     rho: float
+    cone_scale: float = 1.0
 
 
 def _map_and_accelerate(op, usolver, FTY, beta, gamma, alpha, safeguard, pt: Point, k):
@@ -138,12 +140,24 @@ class Driver:
         m["rel_gap"] = m["gap"] / max(abs(m["objective"]), np.finfo(float).tiny)
         return m
 
-    def change_rho(self, pt: Point, factor: float) -> Point:
-        """Multiply both penalties by ``factor`` (their ratio, and so the u-step's
-        factorisation, unchanged): rescale the scaled duals, drop the
-        accelerator's memory (the map changed)."""
-        self.usolver = self.usolver.with_rho(self.rho * factor)
+    def change_rho(self, pt: Point, factor: float, ratio_factor: float = 1.0, rebuild=None) -> Point:
+        """Multiply the penalty of u = v by ``factor`` and that of G u = s by
+        ``factor * ratio_factor``. With their ratio unchanged only rho moves (free for
+        every u-step solver); otherwise the operators get the new ``cone_scale`` and
+        ``rebuild(op, rho)`` makes a new u-step solver (a new factorisation). The
+        scaled duals and the weighted slack are rescaled so that the unscaled
+        multipliers and slack stay the same, and the accelerator's memory is dropped
+        (the map changed)."""
+        rho = self.rho * factor
         x = admm.scale_duals(pt.x, 1.0 / factor)
+        if ratio_factor == 1.0:
+            self.usolver = self.usolver.with_rho(rho)
+        else:
+            sigma = self.op.cone_scale * ratio_factor**0.5
+            x = admm.rescale_cone(x, sigma / self.op.cone_scale)
+            self.op = self.op.with_cone_scale(sigma)
+            self.cert_op = self.cert_op.with_cone_scale(sigma)
+            self.usolver = rebuild(self.op, rho)
         return Point(x, None if pt.accel is None else anderson.reset(pt.accel))
 
     def run(self, pt: Point, k: int, max_iter: int, check_every: int, on_check, deadline: float | None = None):

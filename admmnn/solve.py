@@ -23,8 +23,11 @@ STOP_RULES = ("gap", "residuals", "both")
 #: phases timed by ``solve``; ``history["seconds_<phase>"]`` holds their cumulative seconds at each check
 PHASES = ("precompute", "u", "v", "s", "dual", "accel", "check", "iterations")
 DEFAULT_MAX_ITER = 5000
-#: the cone constraint's penalty relative to that of u = v
-DEFAULT_RHO_RATIO = 0.1
+#: the cone penalty times the squared data scale, relative to the penalty of u = v
+DEFAULT_CONE_WEIGHT = 10.0
+#: iterations between two penalty changes of ``adapt_rho``, and the factor of a change
+ADAPT_EVERY = 100
+CONE_STEP = 5.0
 
 
 def solve(
@@ -47,7 +50,7 @@ def solve(
     eps_abs: float = 1e-6,
     eps_rel: float = 1e-4,
     check_every: int = 10,
-    adapt_rho: bool = False,
+    adapt_rho: bool = True,
     verbose: bool = False,
     callback=None,
     warm_start: SolveResult | None = None,
@@ -144,23 +147,25 @@ def solve(
     if rho is None:
         rho = warm_start.rho if warm_start is not None else default_penalty(X, Y2, beta)
     rho = float(rho)
-    rho_ratio = float(DEFAULT_RHO_RATIO if rho_ratio is None else rho_ratio)
-    cone_scale = math.sqrt(rho_ratio)
-    op = Operators(X, D, Y2.shape[1], cone_scale)
+    if rho_ratio is None:
+        rho_ratio = default_rho_ratio(X)
+    fp_ratio = rho_ratio = float(rho_ratio)
     itemsize = X.dtype.itemsize if hasattr(X.dtype, "itemsize") else 8
-    solver = memory.resolve_solver(solver, op.n, op.d, op.n_groups, itemsize, memory_budget, X)
+    solver = memory.resolve_solver(solver, n, X.shape[1], 2 * D.shape[1] * Y2.shape[1], itemsize, memory_budget, X)
     check_options(SOLVERS[solver], options)
     saved = writer = None
     if checkpoint is not None or resume is not None:
         fp = _ckpt.fingerprint(X, Y2, D, beta=beta, gamma=gamma, alpha=alpha, anderson=int(anderson),
-                               safeguard=safeguard, rho_ratio=rho_ratio, solver=solver, check_every=check_every,
+                               safeguard=safeguard, rho_ratio=fp_ratio, solver=solver, check_every=check_every,
                                adapt_rho=adapt_rho, **options)
         saved = _ckpt.load(resume, fp, X) if resume is not None else None
         writer = _ckpt.Checkpointer(checkpoint, checkpoint_every, fp, saved.k if saved else 0) if checkpoint else None
     if saved is not None:
-        rho = saved.rho
+        rho, rho_ratio = saved.rho, saved.cone_scale**2
         timer.seconds.update(saved.timings)
         history.update(saved.history)
+    cone_scale = math.sqrt(rho_ratio)
+    op = Operators(X, D, Y2.shape[1], cone_scale)
     usolver = make_usolver(solver, op, rho, **options)
     driver = Driver(op, usolver, Y2, beta, alpha=alpha, gamma=gamma, memory=int(anderson), safeguard=safeguard,
                     profile=profile, eps_abs=eps_abs, eps_rel=eps_rel, timer=timer)
@@ -195,7 +200,17 @@ def solve(
         res_ok = m["r_pri"] <= m["eps_pri"] and m["r_dual"] <= m["eps_dual"]
         return {"gap": gap_ok, "residuals": res_ok, "both": gap_ok and res_ok}[stop]
 
-    loop = {"good": saved.good if saved else None, "point": (pt, driver.rho, saved.k if saved else 0)}
+    loop = {"good": saved.good if saved else None, "point": (pt, driver.rho, saved.k if saved else 0, cone_scale),
+            "last_change": saved.k if saved else 0}
+
+    def checked(st, m, k):
+        return Checked(st, m, k, driver.rho, driver.op.cone_scale)
+
+    def rebuild(op_new, rho_new):
+        t = time.perf_counter()
+        new = make_usolver(solver, op_new, rho_new, **options)
+        timer("precompute", t)
+        return new
 
     def on_check(k, fx, x, pt):
         t = time.perf_counter()
@@ -210,7 +225,7 @@ def solve(
             good = loop["good"]
             warn_diverged(reason, k, good.k, good.metrics, good.rho)
             return "diverged", pt
-        loop["good"] = Checked(fx, m, k, driver.rho)
+        loop["good"] = checked(fx, m, k)
         if callback is not None:
             callback(k, m, fx)
         status = None
@@ -218,11 +233,10 @@ def solve(
             status = "optimal"
         elif max_time is not None and time.perf_counter() - t_start > max_time:
             status = "time_limit"
-        elif adapt_rho:
-            factor = _balance(m)
-            if factor != 1.0:
-                pt = driver.change_rho(pt, factor)
-        loop["point"] = (pt, driver.rho, k)
+        elif adapt_rho and k - loop["last_change"] >= ADAPT_EVERY and _cone_too_weak(m, tol):
+            pt = driver.change_rho(pt, 1.0, CONE_STEP, rebuild)
+            loop["last_change"] = k
+        loop["point"] = (pt, driver.rho, k, driver.op.cone_scale)
         if writer is not None and writer.due(k) and status is None:
             writer.write(loop["point"], loop["good"], history, monitor, timer.seconds)
         return status, pt
@@ -234,7 +248,7 @@ def solve(
             m0 = driver.check(st0, st0)
             record(m0, 0)
             monitor = DivergenceMonitor(m0["objective"], 0.5 * to_float(xp.sum(Y2 * Y2)))
-            loop["good"] = Checked(st0, m0, 0, driver.rho)
+            loop["good"] = checked(st0, m0, 0)
             k0 = 0
         else:
             monitor = DivergenceMonitor.from_dict(saved.monitor)
@@ -253,11 +267,11 @@ def solve(
         writer.write(loop["point"], loop["good"], history, monitor, timer.seconds)
 
     good = loop["good"]
-    st = admm.rescale_cone(good.state, 1.0 / cone_scale)  # the result's state is in unweighted units
+    st = admm.rescale_cone(good.state, 1.0 / good.cone_scale)  # the result's state is in unweighted units
     net = recover_network(op, st.v)
     info = dict(getattr(driver.usolver, "info", {}))
     info.update(driver.accel_counts(loop["point"][0]))
-    info.update(rho_ratio=rho_ratio, alpha=float(alpha), anderson=int(anderson))
+    info.update(rho_ratio=good.cone_scale**2, alpha=float(alpha), anderson=int(anderson))
     return SolveResult(
         v=st.v,
         network=net,
@@ -274,26 +288,48 @@ def solve(
     )
 
 
-def default_penalty(X, Y, beta: float) -> float:
-    """The default penalty of u = v: ``beta * s_X / s_Y`` with the data scales
-    ``s_X = ||X||_F / sqrt(d)`` (root-mean-square column norm) and
-    ``s_Y = ||Y||_F / sqrt(C)``, so that it follows beta and the units of the data
-    (beta has the units of X times Y; a penalty on u, those of X squared)."""
+def _scales(X, Y=None) -> tuple[float, float]:
+    """Data scales: ``s_X = ||X||_F / sqrt(d)`` (root-mean-square column norm) and
+    ``s_Y = ||Y||_F / sqrt(C)``."""
     xp = namespace(X)
     s_x = to_float(xp.sqrt(xp.sum(X * X))) / math.sqrt(X.shape[1])
+    if Y is None:
+        return s_x, 1.0
     s_y = to_float(xp.sqrt(xp.sum(Y * Y))) / math.sqrt(Y.shape[1] if Y.ndim == 2 else 1)
+    return s_x, s_y
+
+
+def default_penalty(X, Y, beta: float) -> float:
+    """The default penalty of u = v: ``beta * s_X / s_Y`` (see ``_scales``), so
+    that it follows beta and the units of the data (beta has the units of X times
+    Y; a penalty on u, those of X squared)."""
+    s_x, s_y = _scales(X, Y)
     if not (s_x > 0 and s_y > 0):
         return float(beta)
     return float(beta) * s_x / s_y
 
 
-def _balance(m: dict, mu: float = 10.0, tau: float = 2.0) -> float:
-    """Residual balancing (Boyd et al. 3.4.1) on the residuals relative to their
-    tolerances: the factor to multiply both penalties by."""
-    r_pri = m["r_pri"] / max(m["eps_pri"], 1e-300)
-    r_dual = m["r_dual"] / max(m["eps_dual"], 1e-300)
-    if r_pri > mu * r_dual:
-        return tau
-    if r_dual > mu * r_pri:
-        return 1.0 / tau
-    return 1.0
+def default_rho_ratio(X) -> float:
+    """The default ratio of the cone penalty to that of u = v:
+    ``DEFAULT_CONE_WEIGHT / s_X^2`` (a penalty on G u = s is unitless, one on u has
+    the units of X squared)."""
+    s_x, _ = _scales(X)
+    return DEFAULT_CONE_WEIGHT / s_x**2 if s_x > 0 else 1.0
+
+
+def _cone_too_weak(m: dict, tol: float) -> bool:
+    """The cone penalty is too weak when the cone violation, above ``tol``, is
+    what keeps the gap open: it is at least half the relative gap's size (a
+    negative gap is the extreme case, the infeasible iterate beating the bound)."""
+    return m["cone_violation"] > tol and m["cone_violation"] >= 0.5 * abs(m["rel_gap"])
+
+
+def _penalty_factors(m: dict, threshold: float = 5.0) -> tuple[float, float]:
+    """OSQP's rule, per constraint: the factors ``sqrt(relative primal residual /
+    relative dual residual)`` for the penalties of u = v and of G u = s, each
+    applied only when it is above ``threshold`` or below its inverse (else 1)."""
+    out = []
+    for pri, dual in (("rel_pri_v", "rel_dual_v"), ("rel_pri_cone", "rel_dual_cone")):
+        f = math.sqrt(max(m[pri], 1e-300) / max(m[dual], 1e-300))
+        out.append(f if (f > threshold or f < 1 / threshold) else 1.0)
+    return out[0], out[1]

@@ -75,3 +75,7 @@ def make_scnn(n=1000, d=20, P=100, seed=0, lam=1e-3):
 
 
 PROBLEMS = {"fmnist": make_fmnist, "correlated": make_correlated, "tutorial": make_tutorial, "scnn": make_scnn}
+
+
+for _kind in ("binary", "multiclass", "regression"):
+    PROBLEMS[_kind] = (lambda kind: (lambda seed=0: small_problem(kind, seed)))(_kind)
