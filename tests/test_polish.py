@@ -28,8 +28,10 @@ def polished(request):
 def test_polish_bound_is_valid_and_tight(polished):
     kind, p_star, res, pr = polished
     assert pr.info["improved"] and pr.info["kkt"], pr.info
-    # a certified lower bound: never above the optimum (cvxpy's own accuracy is about 1e-9)
-    assert pr.dual_bound <= p_star * (1 + 1e-9) + 1e-12
+    # a certified lower bound: never above the optimum. cvxpy + Clarabel at its default
+    # tolerances is itself only accurate to ~1e-8: on "regression" its value lies 7.4e-9
+    # (relative) below our certified bound, whose primal point is feasible to 1e-16
+    assert pr.dual_bound <= p_star * (1 + 2e-8) + 1e-12
     assert abs(pr.objective - p_star) <= 1e-6 * abs(p_star)
     assert pr.cone_violation <= 1e-12
     assert pr.mu.min() >= 0
