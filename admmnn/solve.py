@@ -14,6 +14,7 @@ from .divergence import DivergenceMonitor, warn_diverged, warn_interrupted
 from .driver import Checked, Driver
 from .network import recover_network
 from .operators import Operators
+from .polish import polish as polish_point
 from .result import SolveResult
 from .ustep import SOLVERS, make_usolver
 from .validation import (as_array, check_bool, check_callable, check_choice, check_n, check_options, check_patterns,
@@ -21,13 +22,15 @@ from .validation import (as_array, check_bool, check_callable, check_choice, che
 
 STOP_RULES = ("gap", "residuals", "both")
 #: phases timed by ``solve``; ``history["seconds_<phase>"]`` holds their cumulative seconds at each check
-PHASES = ("precompute", "u", "v", "s", "dual", "accel", "check", "iterations")
+PHASES = ("precompute", "u", "v", "s", "dual", "accel", "check", "polish", "iterations")
 DEFAULT_MAX_ITER = 5000
 #: the cone penalty times the squared data scale, relative to the penalty of u = v
 DEFAULT_CONE_WEIGHT = 10.0
 #: iterations between two penalty changes of ``adapt_rho``, and the factor of a change
 ADAPT_EVERY = 100
 CONE_STEP = 5.0
+#: the first iteration at which the polish is tried (then at twice the iteration of the last try)
+POLISH_FROM = 100
 
 
 def solve(
@@ -45,6 +48,7 @@ def solve(
     gamma: float = 1.0,
     anderson: int = 5,
     safeguard: float = 1.0,
+    polish: bool = True,
     max_time: float | None = None,
     stop: str = "gap",
     eps_abs: float = 1e-6,
@@ -76,6 +80,7 @@ def solve(
     gamma : dual step length in (0, (1 + sqrt 5) / 2).
     anderson : memory of the safeguarded Anderson acceleration (0 turns it off).
     safeguard : an extrapolated point is kept only if its fixed-point residual is at most this times its base point's (>= 1).
+    polish : at some checks, try the active-set Newton polish (``admmnn.polish``) of the iterate; stop with its point when it certifies ``tol`` (attempts at iterations 100, 200, 400, ..., each limited to half the seconds spent so far).
     max_time : wall-clock limit in seconds.
     stop : "gap" (certified relative gap <= tol), "residuals" (Boyd et al. 3.3 with eps_abs, eps_rel) or "both".
     eps_abs, eps_rel : absolute and relative residual tolerances of the "residuals" rule.
@@ -128,6 +133,7 @@ def solve(
     check_choice("stop", stop, STOP_RULES)
     check_choice("solver", solver, sorted(SOLVERS) + ["auto"])
     check_bool("adapt_rho", adapt_rho)
+    check_bool("polish", polish)
     check_bool("verbose", verbose)
     check_callable("callback", callback)
     if warm_start is not None and not isinstance(warm_start, SolveResult):
@@ -201,10 +207,29 @@ def solve(
         return {"gap": gap_ok, "residuals": res_ok, "both": gap_ok and res_ok}[stop]
 
     loop = {"good": saved.good if saved else None, "point": (pt, driver.rho, saved.k if saved else 0, cone_scale),
-            "last_change": saved.k if saved else 0}
+            "last_change": saved.k if saved else 0, "next_polish": POLISH_FROM, "polish": []}
 
     def checked(st, m, k):
         return Checked(st, m, k, driver.rho, driver.op.cone_scale)
+
+    def try_polish(fx, m, k):
+        """Polish ``fx``; when it certifies a smaller gap, record it and make it the result."""
+        t = time.perf_counter()
+        sigma = driver.op.cone_scale
+        mu = xp.maximum(-driver.rho * sigma * fx.nu, 0)
+        pr = polish_point(driver.op, Y2, beta, fx.v, u=fx.u, nu_mu=mu,
+                          time_limit=max(1.0, 0.5 * (t - t_start)))
+        timer("polish", t)
+        loop["polish"].append({"iteration": k, "seconds": time.perf_counter() - t, "rel_gap": float(pr.rel_gap)})
+        if not (pr.info.get("improved") and abs(pr.rel_gap) < abs(m["rel_gap"])):
+            return None
+        mp = dict(m, objective=float(pr.objective), dual_bound=float(pr.dual_bound),
+                  cone_violation=float(pr.cone_violation), gap=float(pr.gap), rel_gap=float(pr.rel_gap))
+        record(mp, k)
+        u = like(pr.u, X)
+        loop["good"] = checked(fx._replace(u=u, v=u), mp, k)
+        loop["polished"] = True
+        return mp
 
     def rebuild(op_new, rho_new):
         t = time.perf_counter()
@@ -231,6 +256,11 @@ def solve(
         status = None
         if converged(m):
             status = "optimal"
+        elif polish and stop != "residuals" and k >= loop["next_polish"]:
+            loop["next_polish"] = 2 * k
+            mp = try_polish(fx, m, k)
+            if mp is not None and converged(mp):
+                return "optimal", pt
         elif max_time is not None and time.perf_counter() - t_start > max_time:
             status = "time_limit"
         elif adapt_rho and k - loop["last_change"] >= ADAPT_EVERY and _cone_too_weak(m, tol):
@@ -271,7 +301,8 @@ def solve(
     net = recover_network(op, st.v)
     info = dict(getattr(driver.usolver, "info", {}))
     info.update(driver.accel_counts(loop["point"][0]))
-    info.update(rho_ratio=good.cone_scale**2, alpha=float(alpha), anderson=int(anderson))
+    info.update(rho_ratio=good.cone_scale**2, alpha=float(alpha), anderson=int(anderson),
+                polished=bool(loop.get("polished", False)), polish_attempts=loop["polish"])
     return SolveResult(
         v=st.v,
         network=net,
@@ -319,9 +350,9 @@ def default_rho_ratio(X) -> float:
 
 def _cone_too_weak(m: dict, tol: float) -> bool:
     """The cone penalty is too weak when the cone violation, above ``tol``, is
-    what keeps the gap open: it is at least half the relative gap's size (a
-    negative gap is the extreme case, the infeasible iterate beating the bound)."""
-    return m["cone_violation"] > tol and m["cone_violation"] >= 0.5 * abs(m["rel_gap"])
+    a large part of what keeps the gap open: at least a quarter of the relative gap
+    (a negative gap is the extreme case, the infeasible iterate beating the bound)."""
+    return m["cone_violation"] > tol and (m["rel_gap"] < 0 or m["cone_violation"] >= 0.25 * m["rel_gap"])
 
 
 def _penalty_factors(m: dict, threshold: float = 5.0) -> tuple[float, float]:

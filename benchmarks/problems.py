@@ -62,16 +62,17 @@ def make_tutorial(seed=0, P=10, beta=1e-2):
     return X, Y, D, beta
 
 
-def make_scnn(n=1000, d=20, P=100, seed=0, lam=1e-3):
+def make_scnn(n=1000, d=20, P=100, seed=0, lam=1e-3, return_gates=False):
     """scnn's synthetic regression: Gaussian X, a planted two-layer ReLU teacher of
-    width 100 plus noise, patterns from Gaussian gates; beta = lam * n (sum loss)."""
+    width 100 plus noise, patterns from Gaussian gates; beta = lam * n (sum loss).
+    With ``return_gates`` the gate vectors (d, P) come last (for scnn itself)."""
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d))
     W1, w2 = rng.standard_normal((d, 100)), rng.standard_normal(100)
     y = np.maximum(X @ W1, 0) @ w2
     y = y / np.std(y) + 0.1 * rng.standard_normal(n)
-    D, _ = admmnn.gaussian_patterns(X, P, seed=seed)
-    return X, y, D, lam * n
+    D, gates = admmnn.gaussian_patterns(X, P, seed=seed)
+    return (X, y, D, lam * n, gates) if return_gates else (X, y, D, lam * n)
 
 
 PROBLEMS = {"fmnist": make_fmnist, "correlated": make_correlated, "tutorial": make_tutorial, "scnn": make_scnn}

@@ -1,0 +1,166 @@
+"""Certification benchmark (issue 11): iterations and seconds to a certified relative gap of
+1e-2, 1e-4 and 1e-6, for plain ADMM, each technique alone and the default combination, side by
+side with the interior-point solver (cvxpy + Clarabel) and scnn's augmented Lagrangian (pyscnn)
+measured in the same run.
+
+    python benchmarks/certify.py                         # ablation on every problem
+    python benchmarks/certify.py --problems fmnist --peers clarabel
+    python benchmarks/certify.py --problems scnn --peers scnn --configs default
+
+"Certified at eps" means the first check (every 10 iterations) with |rel_gap| <= eps and relative
+cone violation <= eps. Seconds are wall-clock on a shared machine: compare them only as ratios
+within one run. Results: benchmarks/results/certify_<problems>.{txt,json}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import warnings
+
+import numpy as np
+
+import admmnn
+from admmnn import certificate
+from admmnn.operators import Operators
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from problems import PROBLEMS, make_scnn  # noqa: E402
+
+TARGETS = (1e-2, 1e-4, 1e-6)
+#: "plain" is the project's earlier default without residual balancing: one penalty 0.1 on both
+#: constraints, dual step 1.6, no relaxation, no acceleration
+PLAIN = dict(rho=0.1, rho_ratio=1.0, gamma=1.6, alpha=1.0, anderson=0, adapt_rho=False, polish=False)
+CONFIGS = {
+    "plain": PLAIN,
+    "scaled penalties": {**PLAIN, "rho": None, "rho_ratio": None, "gamma": 1.0},
+    "over-relaxation": {**PLAIN, "gamma": 1.0, "alpha": 1.7},
+    "anderson": {**PLAIN, "anderson": 5},
+    "adaptive cone": {**PLAIN, "adapt_rho": True},
+    "polish": {**PLAIN, "polish": True},
+    "default": {},
+}
+
+
+def first_certified(h, eps):
+    ok = np.flatnonzero((np.abs(h["rel_gap"]) <= eps) & (h["cone_violation"] <= eps))
+    return (int(h["iteration"][ok[0]]), float(h["time"][ok[0]])) if len(ok) else (None, None)
+
+
+def run_admm(X, Y, D, beta, config, max_iter, max_time):
+    kw = {k: v for k, v in config.items() if v is not None}
+    kw = {k: v for k, v in kw.items() if k in admmnn.solve.__code__.co_varnames or k == "polish"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = admmnn.solve(X, Y, D, beta, tol=min(TARGETS), max_iter=max_iter, max_time=max_time, **kw)
+    h = res.history
+    row = {"status": res.status, "n_iter": res.n_iter, "rel_gap": res.rel_gap,
+           "objective": res.objective, "dual_bound": res.dual_bound,
+           "seconds": float(h["time"][-1]), "precompute_s": res.timings.get("precompute", 0.0)}
+    for eps in TARGETS:
+        row[f"iter_{eps:g}"], row[f"sec_{eps:g}"] = first_certified(h, eps)
+    return row
+
+
+def run_clarabel(X, Y, D, beta):
+    sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+    from oracle import cvxpy_optimum
+
+    t = time.perf_counter()
+    pstar, _ = cvxpy_optimum(X, Y, D, beta)
+    return {"objective": float(pstar), "seconds": time.perf_counter() - t}
+
+
+def run_scnn(X, Y, beta, gates):
+    """pyscnn's augmented Lagrangian (its default tolerances) on the same data and gates,
+    scored with admmnn's objective (true ReLU outputs) and cone violation."""
+    from scnn.metrics import Metrics
+    from scnn.models import ConvexReLU
+    from scnn.optimize import optimize_model
+    from scnn.regularizers import NeuronGL1
+    from scnn.solvers import AL
+
+    n = X.shape[0]
+    Y2 = np.asarray(Y, float).reshape(n, -1)
+    model = ConvexReLU(gates, c=Y2.shape[1])
+    t = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model, _ = optimize_model(model, AL(model), Metrics(), X, Y2, regularizer=NeuronGL1(beta / n),
+                                  unitize_data=False, dtype="float64")
+    seconds = time.perf_counter() - t
+    v, w = (np.asarray(p) for p in model.parameters)  # (C, P, d) each
+    to_cols = lambda a: a.transpose(2, 1, 0).reshape(a.shape[2], -1)  # noqa: E731  (d, P*C), column p*C + c
+    u = np.concatenate([to_cols(v), to_cols(w)], axis=1)
+    D = (X @ gates >= 0).astype(float)
+    op = Operators(X, D, Y2.shape[1])
+    obj, viol = certificate.objective(op, u, Y2, beta)
+    return {"objective": float(obj), "cone_violation": float(viol), "seconds": seconds}
+
+
+def fmt(v, spec):
+    return "-" if v is None else format(v, spec)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--problems", nargs="+", default=["fmnist", "correlated", "tutorial", "scnn"])
+    ap.add_argument("--configs", nargs="+", default=list(CONFIGS))
+    ap.add_argument("--peers", nargs="*", default=[], choices=["clarabel", "scnn"])
+    ap.add_argument("--max-iter", type=int, default=3000)
+    ap.add_argument("--max-time", type=float, default=120.0)
+    ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    args = ap.parse_args(argv)
+
+    lines, record = [], {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "admmnn": admmnn.__version__,
+                         "max_iter": args.max_iter, "max_time": args.max_time, "runs": []}
+
+    def say(s=""):
+        print(s, flush=True)
+        lines.append(s)
+
+    say(f"certification benchmark, admmnn {admmnn.__version__}, {record['machine']}, float64, exact u-step")
+    head = f"{'problem':<11}{'config':<18}" + "".join(f"{'it@' + format(e, 'g'):>9}{'s@' + format(e, 'g'):>9}" for e in TARGETS)
+    say(head + f"{'status':>11}{'final gap':>11}")
+    for name in args.problems:
+        if name == "scnn":
+            X, Y, D, beta, gates = make_scnn(return_gates=True)
+        else:
+            X, Y, D, beta = PROBLEMS[name]()
+        for cname in args.configs:
+            row = run_admm(X, Y, D, beta, CONFIGS[cname], args.max_iter, args.max_time)
+            record["runs"].append({"problem": name, "config": cname, **row})
+            say(f"{name:<11}{cname:<18}" + "".join(f"{fmt(row[f'iter_{e:g}'], 'd'):>9}{fmt(row[f'sec_{e:g}'], '.2f'):>9}"
+                                                     for e in TARGETS) + f"{row['status']:>11}{row['rel_gap']:>11.1e}")
+        ours = next((r for r in record["runs"] if r["problem"] == name and r["config"] == "default"), None)
+        for peer in args.peers:
+            if peer == "clarabel":
+                p = run_clarabel(X, Y, D, beta)
+            elif name == "scnn":
+                p = run_scnn(X, Y, beta, gates)
+            else:
+                continue
+            record["runs"].append({"problem": name, "config": peer, **p})
+            line = f"{name:<11}{peer:<18}objective {p['objective']:.8g} in {p['seconds']:.2f} s"
+            if "cone_violation" in p:
+                line += f", cone violation {p['cone_violation']:.1e}"
+            if ours is not None:
+                line += f"; admmnn default objective {ours['objective']:.8g}"
+                for e in (1e-4, 1e-6):
+                    if ours[f"sec_{e:g}"]:
+                        line += f", certified {e:g} in {ours[f'sec_{e:g}']:.2f} s ({p['seconds'] / ours[f'sec_{e:g}']:.1f}x faster)"
+            say(line)
+    os.makedirs(args.out, exist_ok=True)
+    tag = "_".join(args.problems)
+    with open(os.path.join(args.out, f"certify_{tag}.txt"), "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    with open(os.path.join(args.out, f"certify_{tag}.json"), "w") as fh:
+        json.dump(record, fh, indent=1, default=float)
+
+
+if __name__ == "__main__":
+    main()
