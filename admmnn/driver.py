@@ -92,11 +92,12 @@ class Driver:
         self._accel = jit(_accelerate, X)
         # the certificate in float64, whatever the iterates' dtype
         if str(X.dtype).endswith("float64"):
-            self.cert_op, self.cert_Y, self._cast = op, Y, (lambda st: st)
+            self.cert_op, self.cert_Y, self.cast_array = op, Y, (lambda a: a)
         else:
             self.cert_op = Operators(as_float64(X), as_float64(op.D), op.C, op.cone_scale)
             self.cert_Y = as_float64(Y)
-            self._cast = lambda st: ADMMState(*(as_float64(a) for a in st))
+            self.cast_array = as_float64
+        self._cast = lambda st: ADMMState(*(self.cast_array(a) for a in st))
         self._check = jit(admm.check, self.cert_op.X)
 
     @property

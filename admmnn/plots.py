@@ -231,6 +231,31 @@ def curves(x, series: dict, xlabel: str, ylabel: str, xscale=None, yscale=None, 
     return fig
 
 
+@_styled
+def gap_curves(panels: dict, floor: float = 1e-14, ylabel: str = "certified relative gap"):
+    """One panel per problem: ``{title: {label: (iterations, rel_gaps)}}``, the
+    absolute relative gap on a log scale (values below ``floor`` drawn at it), one
+    shared legend below the panels."""
+    fig, axes = _figure(None, ncols=len(panels), width=4.4, height=3.4)
+    labels = list(dict.fromkeys(label for runs in panels.values() for label in runs))
+    colors = dict(zip(labels, _colors(len(labels))))
+    for a, (title, runs) in zip(axes[0], panels.items()):
+        for label, (it, gap) in runs.items():
+            g = np.maximum(np.abs(np.asarray(gap, dtype=float)), floor)
+            a.plot(np.asarray(it, dtype=float), g, color=colors[label], label=label,
+                   lw=2.2 if label == "default" else 1.3)
+        a.set_yscale("log")
+        a.set_xlabel("ADMM iteration")
+        a.set_title(title)
+    axes[0, 0].set_ylabel(ylabel)
+    handles = [axes[0, 0].plot([], [], color=colors[lb], label=lb)[0] for lb in labels]
+    ncol = min(4, len(handles))
+    rows = -(-len(handles) // ncol)
+    fig.tight_layout(rect=(0, 0.03 + 0.06 * rows, 1, 1))
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=ncol, frameon=False)
+    return fig
+
+
 def accuracy(x, series: dict, xlabel: str, ax=None, **kwargs):
     """Accuracy curves ``{label: fractions in [0, 1]}`` drawn in percent."""
     pct = {label: 100 * np.asarray(y, dtype=float) for label, y in series.items()}

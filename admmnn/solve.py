@@ -7,7 +7,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from . import admm, memory
+from . import admm, certificate, memory
 from . import checkpoint as _ckpt
 from ._backend import Timer, is_async, like, namespace, to_float
 from .divergence import DivergenceMonitor, warn_diverged, warn_interrupted
@@ -223,10 +223,12 @@ def solve(
         loop["polish"].append({"iteration": k, "seconds": time.perf_counter() - t, "rel_gap": float(pr.rel_gap)})
         if not (pr.info.get("improved") and abs(pr.rel_gap) < abs(m["rel_gap"])):
             return None
-        mp = dict(m, objective=float(pr.objective), dual_bound=float(pr.dual_bound),
-                  cone_violation=float(pr.cone_violation), gap=float(pr.gap), rel_gap=float(pr.rel_gap))
+        u = like(pr.u, X)  # in X's dtype: score the point returned, not the float64 one polished
+        obj, viol = (to_float(a) for a in certificate.objective(driver.cert_op, driver.cast_array(u), driver.cert_Y, beta))
+        gap = obj - float(pr.dual_bound)
+        mp = dict(m, objective=obj, dual_bound=float(pr.dual_bound), cone_violation=viol, gap=gap,
+                  rel_gap=gap / max(abs(obj), np.finfo(float).tiny))
         record(mp, k)
-        u = like(pr.u, X)
         loop["good"] = checked(fx._replace(u=u, v=u), mp, k)
         loop["polished"] = True
         return mp
