@@ -83,10 +83,12 @@ def reset(aa: AndersonState) -> AndersonState:
     return aa._replace(count=zero, extrapolated=zero)
 
 
-def update(xp, aa: AndersonState, x: ADMMState, fx: ADMMState, safeguard: float = 1.0, regularization: float = 1e-10):
+def update(xp, aa: AndersonState, x: ADMMState, fx: ADMMState, safeguard: float = 1.0, regularization: float = 1e-10,
+           max_step: float = 1e3):
     """One accelerated step: ``x`` is the point the map was applied to and ``fx = T(x)``.
 
-    Returns ``(next_point, aa)``: the state to apply the map to next (u, G u
+    An extrapolation step longer than ``max_step`` times the residual ``||x - T(x)||``
+    is not taken. Returns ``(next_point, aa)``: the state to apply the map to next (u, G u
     taken from ``fx``: the warm start of the next u-step) and the new memory.
     """
     f = pack(xp, fx)
@@ -109,8 +111,11 @@ def update(xp, aa: AndersonState, x: ADMMState, fx: ADMMState, safeguard: float 
     scale = xp.max(vf * xp.sum(dG * dG, axis=1))
     M = vf[:, None] * M * vf[None, :] + eye * (regularization * scale + xp.finfo(r.dtype).tiny + (1 - vf))
     coef = xp.linalg.solve(M, ((dG @ g) * vf)[:, None])[:, 0] * vf
-    use = has_prev & xp.all(xp.isfinite(coef))
-    nxt = xp.where(use, f - dF.T @ coef, f)
+    step = dF.T @ coef
+    # an extrapolation far longer than the residual it corrects is not trusted (early,
+    # badly scaled iterates): the plain step is taken instead
+    use = has_prev & xp.all(xp.isfinite(coef)) & (xp.sqrt(xp.sum(step * step)) <= max_step * r)
+    nxt = xp.where(use, f - step, f)
     # rejected: restart from the saved plain step, memory and base untouched
     nxt = xp.where(reject, aa.f_prev, nxt)
     new = AndersonState(

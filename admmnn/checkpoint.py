@@ -90,6 +90,7 @@ class Saved(NamedTuple):
     monitor: dict
     history: dict  # key -> list
     timings: dict
+    schedule: dict  # when the penalty last changed and the next polish is due
 
 
 def trim_history(history: dict, k_max: int | None = None) -> dict:
@@ -113,7 +114,7 @@ class Checkpointer:
     def due(self, k: int) -> bool:
         return k - self.last_k >= self.every
 
-    def write(self, point, good, history, monitor, timings) -> None:
+    def write(self, point, good, history, monitor, timings, schedule=None) -> None:
         """``point``: (driver.Point, rho, k, cone_scale); ``good``: a driver.Checked."""
         pt, rho, k, cone_scale = point
         st = pt.x
@@ -133,6 +134,7 @@ class Checkpointer:
             "good": {"k": int(gk), "rho": float(grho), "cone_scale": float(gscale), "metrics": {key: float(v) for key, v in gm.items()}},
             "monitor": monitor.to_dict(),
             "timings": {key: float(v) for key, v in timings.items()},
+            "schedule": {key: int(v) for key, v in (schedule or {}).items()},
             "fingerprint": self.fp,
         }
         try:
@@ -169,7 +171,7 @@ def load(path, fp: dict, ref) -> Saved:
         history["iteration"] = [int(x) for x in history["iteration"]]
     return Saved(st, accel, float(meta["rho"]), float(meta["cone_scale"]), int(meta["k"]),
                  Checked(gst, dict(g["metrics"]), int(g["k"]), float(g["rho"]), float(g["cone_scale"])),
-                 meta["monitor"], history, meta["timings"])
+                 meta["monitor"], history, meta["timings"], dict(meta.get("schedule", {})))
 
 
 def _accel_arrays(aa: AndersonState) -> dict:

@@ -31,6 +31,8 @@ ADAPT_EVERY = 100
 CONE_STEP = 5.0
 #: the first iteration at which the polish is tried (then at twice the iteration of the last try)
 POLISH_FROM = 100
+#: the largest n * d at which polish=None tries the polish
+POLISH_MAX_SIZE = 200_000
 
 
 def solve(
@@ -48,7 +50,7 @@ def solve(
     gamma: float = 1.0,
     anderson: int = 5,
     safeguard: float = 1.0,
-    polish: bool = True,
+    polish: bool | None = None,
     max_time: float | None = None,
     stop: str = "gap",
     eps_abs: float = 1e-6,
@@ -80,7 +82,7 @@ def solve(
     gamma : dual step length in (0, (1 + sqrt 5) / 2).
     anderson : memory of the safeguarded Anderson acceleration (0 turns it off).
     safeguard : an extrapolated point is kept only if its fixed-point residual is at most this times its base point's (>= 1).
-    polish : at some checks, try the active-set Newton polish (``admmnn.polish``) of the iterate; stop with its point when it certifies ``tol`` (attempts at iterations 100, 200, 400, ..., each limited to half the seconds spent so far).
+    polish : at iterations 100, 200, 400, ..., try the active-set Newton polish (``admmnn.polish``) of the iterate, with at most k / 4 Newton steps per output column at iteration k, and stop with its point when it certifies ``tol``; None (default) tries it when ``n * d <= 2e5`` (beyond, one Newton step costs hundreds of iterations).
     max_time : wall-clock limit in seconds.
     stop : "gap" (certified relative gap <= tol), "residuals" (Boyd et al. 3.3 with eps_abs, eps_rel) or "both".
     eps_abs, eps_rel : absolute and relative residual tolerances of the "residuals" rule.
@@ -133,6 +135,8 @@ def solve(
     check_choice("stop", stop, STOP_RULES)
     check_choice("solver", solver, sorted(SOLVERS) + ["auto"])
     check_bool("adapt_rho", adapt_rho)
+    if polish is None:
+        polish = n * X.shape[1] <= POLISH_MAX_SIZE
     check_bool("polish", polish)
     check_bool("verbose", verbose)
     check_callable("callback", callback)
@@ -207,7 +211,12 @@ def solve(
         return {"gap": gap_ok, "residuals": res_ok, "both": gap_ok and res_ok}[stop]
 
     loop = {"good": saved.good if saved else None, "point": (pt, driver.rho, saved.k if saved else 0, cone_scale),
-            "last_change": saved.k if saved else 0, "next_polish": POLISH_FROM, "polish": []}
+            "polish": [], "last_change": 0, "next_polish": POLISH_FROM}
+    if saved is not None:
+        loop.update(saved.schedule)
+
+    def schedule():
+        return {"last_change": loop["last_change"], "next_polish": loop["next_polish"]}
 
     def checked(st, m, k):
         return Checked(st, m, k, driver.rho, driver.op.cone_scale)
@@ -217,8 +226,8 @@ def solve(
         t = time.perf_counter()
         sigma = driver.op.cone_scale
         mu = xp.maximum(-driver.rho * sigma * fx.nu, 0)
-        pr = polish_point(driver.op, Y2, beta, fx.v, u=fx.u, nu_mu=mu,
-                          time_limit=max(1.0, 0.5 * (t - t_start)))
+        # a budget in Newton steps (not seconds), so that results stay reproducible
+        pr = polish_point(driver.op, Y2, beta, fx.v, u=fx.u, nu_mu=mu, max_steps=max(10, k // 4))
         timer("polish", t)
         loop["polish"].append({"iteration": k, "seconds": time.perf_counter() - t, "rel_gap": float(pr.rel_gap)})
         if not (pr.info.get("improved") and abs(pr.rel_gap) < abs(m["rel_gap"])):
@@ -270,7 +279,7 @@ def solve(
             loop["last_change"] = k
         loop["point"] = (pt, driver.rho, k, driver.op.cone_scale)
         if writer is not None and writer.due(k) and status is None:
-            writer.write(loop["point"], loop["good"], history, monitor, timer.seconds)
+            writer.write(loop["point"], loop["good"], history, monitor, timer.seconds, schedule())
         return status, pt
 
     status = "max_iter"
@@ -296,7 +305,7 @@ def solve(
         if bar is not None:
             bar.close()
     if writer is not None and writer.last_k != loop["point"][2]:
-        writer.write(loop["point"], loop["good"], history, monitor, timer.seconds)
+        writer.write(loop["point"], loop["good"], history, monitor, timer.seconds, schedule())
 
     good = loop["good"]
     st = admm.rescale_cone(good.state, 1.0 / good.cone_scale)  # the result's state is in unweighted units
@@ -355,14 +364,3 @@ def _cone_too_weak(m: dict, tol: float) -> bool:
     a large part of what keeps the gap open: at least a quarter of the relative gap
     (a negative gap is the extreme case, the infeasible iterate beating the bound)."""
     return m["cone_violation"] > tol and (m["rel_gap"] < 0 or m["cone_violation"] >= 0.25 * m["rel_gap"])
-
-
-def _penalty_factors(m: dict, threshold: float = 5.0) -> tuple[float, float]:
-    """OSQP's rule, per constraint: the factors ``sqrt(relative primal residual /
-    relative dual residual)`` for the penalties of u = v and of G u = s, each
-    applied only when it is above ``threshold`` or below its inverse (else 1)."""
-    out = []
-    for pri, dual in (("rel_pri_v", "rel_dual_v"), ("rel_pri_cone", "rel_dual_cone")):
-        f = math.sqrt(max(m[pri], 1e-300) / max(m[dual], 1e-300))
-        out.append(f if (f > threshold or f < 1 / threshold) else 1.0)
-    return out[0], out[1]
