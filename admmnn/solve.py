@@ -82,7 +82,7 @@ def solve(
     gamma : dual step length in (0, (1 + sqrt 5) / 2).
     anderson : memory of the safeguarded Anderson acceleration (0 turns it off).
     safeguard : an extrapolated point is kept only if its fixed-point residual is at most this times its base point's (>= 1).
-    polish : at iterations 100, 200, 400, ..., try the active-set Newton polish (``admmnn.polish``) of the iterate, with at most k / 4 Newton steps per output column at iteration k, and stop with its point when it certifies ``tol``; None (default) tries it when ``n * d <= 2e5`` (beyond, one Newton step costs hundreds of iterations).
+    polish : at iterations 100, 200, 400, ..., try the active-set Newton polish (``admmnn.polish``) of the iterate, with at most k / (4 C) Newton steps per output column at iteration k, and stop with its point when it certifies ``tol``; None (default) tries it when ``n * d <= 2e5`` (beyond, one Newton step costs hundreds of iterations).
     max_time : wall-clock limit in seconds.
     stop : "gap" (certified relative gap <= tol), "residuals" (Boyd et al. 3.3 with eps_abs, eps_rel) or "both".
     eps_abs, eps_rel : absolute and relative residual tolerances of the "residuals" rule.
@@ -200,6 +200,7 @@ def solve(
             history[key].append(val)
         history["iteration"].append(k)
         history["rho"].append(driver.rho)
+        history["rho_ratio"].append(driver.op.cone_scale**2)
         history["time"].append(t_offset + time.perf_counter() - t_start)
         for phase in PHASES:  # cumulative seconds per phase, to split a time-to-target
             history[f"seconds_{phase}"].append(timer.seconds.get(phase, 0.0))
@@ -227,7 +228,7 @@ def solve(
         sigma = driver.op.cone_scale
         mu = xp.maximum(-driver.rho * sigma * fx.nu, 0)
         # a budget in Newton steps (not seconds), so that results stay reproducible
-        pr = polish_point(driver.op, Y2, beta, fx.v, u=fx.u, nu_mu=mu, max_steps=max(10, k // 4))
+        pr = polish_point(driver.op, Y2, beta, fx.v, u=fx.u, nu_mu=mu, max_steps=max(2, k // (4 * op.C)))
         timer("polish", t)
         loop["polish"].append({"iteration": k, "seconds": time.perf_counter() - t, "rel_gap": float(pr.rel_gap)})
         if not (pr.info.get("improved") and abs(pr.rel_gap) < abs(m["rel_gap"])):
@@ -237,6 +238,8 @@ def solve(
         gap = obj - float(pr.dual_bound)
         mp = dict(m, objective=obj, dual_bound=float(pr.dual_bound), cone_violation=viol, gap=gap,
                   rel_gap=gap / max(abs(obj), np.finfo(float).tiny))
+        if not converged(mp):  # ADMM goes on from its own iterate
+            return None
         record(mp, k)
         loop["good"] = checked(fx._replace(u=u, v=u), mp, k)
         loop["polished"] = True
@@ -269,8 +272,7 @@ def solve(
             status = "optimal"
         elif polish and stop != "residuals" and k >= loop["next_polish"]:
             loop["next_polish"] = 2 * k
-            mp = try_polish(fx, m, k)
-            if mp is not None and converged(mp):
+            if try_polish(fx, m, k) is not None:
                 return "optimal", pt
         elif max_time is not None and time.perf_counter() - t_start > max_time:
             status = "time_limit"

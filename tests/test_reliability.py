@@ -20,8 +20,8 @@ rng = np.random.default_rng(0)
 X = np.c_[rng.standard_normal((60, 5)), np.ones(60)]
 Y = np.maximum(X[:, 0] - X[:, 1], 0) + 0.1 * rng.standard_normal(60)
 D, _ = gaussian_patterns(X, 6, seed=0)
-# rho = 1e-3 is far from balanced, so residual balancing changes rho during the runs below
-KW = dict(beta=1e-2, rho=1e-3, tol=1e-12)
+# a cone penalty 1e-4 times rho is far too weak, so the adaptive rule raises it during the runs below
+KW = dict(beta=1e-2, rho=1e-3, rho_ratio=1e-4, tol=1e-12)
 
 
 def run(max_iter, **kw):
@@ -56,9 +56,10 @@ def test_injected_nan_diverges_and_keeps_last_good_iterate(monkeypatch):
 
 def test_exploding_iterates_diverge(monkeypatch):
     # the cone duals grow geometrically from iteration 40 on: the objective and residuals explode
+    # (plain iterations: the Anderson safeguard would refuse most of these points)
     inject(monkeypatch, "dual_update", 40, lambda st: st._replace(nu=st.nu * 1.5 + 1e-3))
     with pytest.warns(DivergenceWarning, match="diverged at iteration"):
-        res = run(600)
+        res = run(600, anderson=0)
     assert res.status == "diverged" and res.n_iter < 600
     h = res.history
     assert np.all(np.isfinite(res.v)) and h["iteration"][-1] > res.n_iter  # the exploding check is in the history
@@ -173,7 +174,7 @@ def assert_same_run(a, b):
 def test_resume_is_bit_identical(tmp_path):
     ck = tmp_path / "run.ckpt"
     full = run(200)
-    assert len(np.unique(full.history["rho"])) > 2  # rho changes: the checkpoint must carry it
+    assert len(np.unique(full.history["rho_ratio"])) > 1  # the cone penalty changes: the checkpoint must carry it
     part = run(110, checkpoint=ck, checkpoint_every=30)
     assert part.n_iter == 110 and ck.exists()
     assert_same_run(run(200, resume=ck), full)
