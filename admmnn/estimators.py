@@ -67,7 +67,7 @@ class _ConvexReLUBase(BaseEstimator):
         device=None,
         dtype: str | None = None,
         bias: bool = True,
-        max_iter: int = 1000,
+        max_iter: int = 5000,
         tol: float = 1e-4,
         rho: float | None = None,
         check_every: int = 10,

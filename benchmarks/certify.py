@@ -124,7 +124,7 @@ def main(argv=None):
         lines.append(s)
 
     say(f"certification benchmark, admmnn {admmnn.__version__}, {record['machine']}, float64, exact u-step")
-    head = f"{'problem':<11}{'config':<18}" + "".join(f"{'it@' + format(e, 'g'):>9}{'s@' + format(e, 'g'):>9}" for e in TARGETS)
+    head = f"{'problem':<11}{'config':<18}" + "".join(f"{'it@' + format(e, 'g'):>10}{'s@' + format(e, 'g'):>10}" for e in TARGETS)
     say(head + f"{'status':>11}{'final gap':>11}")
     for name in args.problems:
         if name == "scnn":
@@ -134,7 +134,7 @@ def main(argv=None):
         for cname in args.configs:
             row = run_admm(X, Y, D, beta, CONFIGS[cname], args.max_iter, args.max_time)
             record["runs"].append({"problem": name, "config": cname, **row})
-            say(f"{name:<11}{cname:<18}" + "".join(f"{fmt(row[f'iter_{e:g}'], 'd'):>9}{fmt(row[f'sec_{e:g}'], '.2f'):>9}"
+            say(f"{name:<11}{cname:<18}" + "".join(f"{fmt(row[f'iter_{e:g}'], 'd'):>10}{fmt(row[f'sec_{e:g}'], '.2f'):>10}"
                                                      for e in TARGETS) + f"{row['status']:>11}{row['rel_gap']:>11.1e}")
         ours = next((r for r in record["runs"] if r["problem"] == name and r["config"] == "default"), None)
         for peer in args.peers:

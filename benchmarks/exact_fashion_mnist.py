@@ -11,7 +11,6 @@ Data: `apt-get install dataset-fashion-mnist` (IDX files under
 from __future__ import annotations
 
 import argparse
-import gzip
 import os
 import sys
 import time
@@ -19,19 +18,12 @@ import time
 import numpy as np
 
 import admmnn
+from problems import read_idx  # benchmarks/problems.py (the script's own folder is on sys.path)
 from admmnn._backend import like, synchronize
 from admmnn.operators import Operators
 from admmnn.ustep import ExactSolver
 
 ROOT = "/usr/share/datasets/fashion-mnist"
-
-
-def read_idx(path):
-    with gzip.open(path, "rb") as fh:
-        raw = fh.read()
-    ndim = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
 def load(split, n, classes=(0, 6)):

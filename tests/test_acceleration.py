@@ -127,12 +127,16 @@ def test_cone_penalty_grows_when_the_violation_keeps_the_gap_open():
 
 
 @pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
-def test_float32_certificate_is_float64_and_valid(backend):
-    """float32 iterates, certified in float64: a valid bound, and a gap that closes to 1e-3."""
-    X, Y, D, beta = small_problem("binary")
-    pstar, _ = cvxpy_optimum(X, Y, D, beta)
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regression", "correlated"])
+def test_float32_certificate_is_float64_and_valid(backend, kind):
+    """float32 iterates, certified in float64: a valid bound (against the optimum of the
+    float32-rounded data), and a certified gap <= 1e-3 on every oracle problem."""
+    X, Y, D, beta = small_problem(kind)
+    X32, Y32, D32 = (np.asarray(a, np.float32) for a in (X, Y, D))
+    pstar, _ = cvxpy_optimum(*(a.astype(np.float64) for a in (X32, Y32, D32)), beta)
     Xb, Yb, Db = (asarray(a, backend, "float32") for a in (X, Y, D))
     res = admmnn.solve(Xb, Yb, Db, beta, tol=1e-3)
+    assert str(res.v.dtype).endswith("float32")
     assert res.status == "optimal"
     assert res.rel_gap <= 1e-3
     assert res.dual_bound <= pstar * (1 + 1e-7)
