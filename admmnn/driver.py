@@ -84,7 +84,7 @@ class Driver:
         self.xp = op.xp
         X = op.X
         self.FTY = op.FT(Y)
-        whole = jit if getattr(usolver, "jittable", False) else (lambda f, ref: f)
+        whole = jit if usolver.jittable else (lambda f, ref: f)
         # the CG family compiles its own loop; RBCD reads scalars on the host, so it runs op by op
         self._fused = whole(_map_and_accelerate, X)
         self._u = whole(admm.u_update, X)

@@ -222,6 +222,12 @@ def solve(
     def checked(st, m, k):
         return Checked(st, m, k, driver.rho, driver.op.cone_scale)
 
+    def polish_due(k):
+        if not polish or stop == "residuals" or k < loop["next_polish"]:
+            return False
+        loop["next_polish"] = 2 * k
+        return True
+
     def try_polish(fx, m, k):
         """Polish ``fx``; when it certifies a smaller gap, record it and make it the result."""
         t = time.perf_counter()
@@ -270,10 +276,8 @@ def solve(
         status = None
         if converged(m):
             status = "optimal"
-        elif polish and stop != "residuals" and k >= loop["next_polish"]:
-            loop["next_polish"] = 2 * k
-            if try_polish(fx, m, k) is not None:
-                return "optimal", pt
+        elif polish_due(k) and try_polish(fx, m, k) is not None:
+            return "optimal", pt
         elif max_time is not None and time.perf_counter() - t_start > max_time:
             status = "time_limit"
         elif adapt_rho and k - loop["last_change"] >= ADAPT_EVERY and _cone_too_weak(m, tol):

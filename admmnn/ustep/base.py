@@ -18,6 +18,8 @@ class USolver(Protocol):
     rho: float
     #: seconds spent building, and any diagnostics (iteration counts...)
     info: dict
+    #: True when ``solve`` has no host reads, so that the whole ADMM step can be compiled (JAX)
+    jittable: bool
 
     def solve(self, b, u0, k: int):
         """Return u (d, 2PC) with A u = b (exactly or to the solver's tolerance)."""

@@ -144,6 +144,7 @@ class CGSolver:
     """
 
     name = "cg"
+    jittable = False  # its loop compiles itself (lax.while_loop); the right-hand side runs op by op
 
     def __init__(
         self,

@@ -36,7 +36,7 @@ import time
 
 import numpy as np
 
-from .._backend import spd_inverse, to_float
+from .._backend import device_of, spd_inverse, to_float
 from .base import ToleranceSchedule, record
 from .cg import JacobiPreconditioner
 from .nystrom import NystromPreconditioner
@@ -47,7 +47,7 @@ def _dot(xp, a, b):
 
 
 def xp_eye(op):
-    return op.xp.eye(op.d, dtype=op.X.dtype)
+    return op.xp.eye(op.d, dtype=op.X.dtype, device=device_of(op.X))
 
 
 class _GramPreconditioner:
@@ -78,6 +78,7 @@ class RBCDSolver:
     """
 
     name = "rbcd"
+    jittable = False  # its line search reads scalars on the host
     default_precond = "jacobi"
 
     def __init__(
