@@ -191,9 +191,4 @@ class Driver:
                 "anderson_rejected": int(to_float(pt.accel.rejected))}
 
 
-def zero_state(op: Operators) -> ADMMState:
-    """The all-zero starting point."""
-    return admm.init_state(op)
-
-
-__all__ = ["Driver", "Point", "Checked", "zero_state", "namespace"]
+__all__ = ["Driver", "Point", "Checked"]

@@ -74,10 +74,10 @@ def solve(
     D : (n, P) 0/1 activation patterns.
     beta : group-lasso weight (> 0).
     solver : u-step solver: "exact" (Woodbury), a matrix-free one, or "auto" (exact when its n x n factor fits in ``memory_budget`` bytes, an option defaulting to half the available memory).
-    rho : penalty of the constraint u = v; default ``default_penalty(X, Y, beta)`` (scales with beta and the data).
+    rho : penalty of the constraint u = v; default ``default_penalty(X, Y, beta)`` (scales with beta and the data, also with a warm start).
     max_iter : iteration limit.
     tol : stop when the certified relative gap ``gap / objective`` and the relative cone violation are both at most tol.
-    rho_ratio : penalty of the cone constraint G u = s divided by rho (default 0.1); a change needs a new u-step factorisation.
+    rho_ratio : penalty of the cone constraint G u = s divided by rho; default ``default_rho_ratio(X)``, or the warm start's final ratio; a change needs a new u-step factorisation.
     alpha : over-relaxation in (0, 2); 1 is plain ADMM.
     gamma : dual step length in (0, (1 + sqrt 5) / 2).
     anderson : memory of the safeguarded Anderson acceleration (0 turns it off).
@@ -154,11 +154,11 @@ def solve(
     t_start = time.perf_counter()
     timer = Timer(X)
     history = defaultdict(list)
-    if rho is None:
-        rho = warm_start.rho if warm_start is not None else default_penalty(X, Y2, beta)
-    rho = float(rho)
+    # the penalty follows beta (a warm start from another beta keeps only its cone weight)
+    rho = float(default_penalty(X, Y2, beta) if rho is None else rho)
     if rho_ratio is None:
-        rho_ratio = default_rho_ratio(X)
+        rho_ratio = warm_start.info.get("rho_ratio") if warm_start is not None else None
+        rho_ratio = default_rho_ratio(X) if rho_ratio is None else rho_ratio
     fp_ratio = rho_ratio = float(rho_ratio)
     itemsize = X.dtype.itemsize if hasattr(X.dtype, "itemsize") else 8
     solver = memory.resolve_solver(solver, n, X.shape[1], 2 * D.shape[1] * Y2.shape[1], itemsize, memory_budget, X)
