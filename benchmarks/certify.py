@@ -93,9 +93,9 @@ def run_scnn(X, Y, beta, gates):
         model, _ = optimize_model(model, AL(model), Metrics(), X, Y2, regularizer=NeuronGL1(beta / n),
                                   unitize_data=False, dtype="float64")
     seconds = time.perf_counter() - t
-    v, w = (np.asarray(p) for p in model.parameters)  # (C, P, d) each
-    to_cols = lambda a: a.transpose(2, 1, 0).reshape(a.shape[2], -1)  # noqa: E731  (d, P*C), column p*C + c
-    u = np.concatenate([to_cols(v), to_cols(w)], axis=1)
+    P, C, d = gates.shape[1], Y2.shape[1], X.shape[1]
+    vw = np.concatenate([np.asarray(p, dtype=float).reshape(-1) for p in model.parameters]).reshape(2, C, P, d)
+    u = np.concatenate([vw[h].transpose(2, 1, 0).reshape(d, P * C) for h in (0, 1)], axis=1)  # column p*C + c
     D = (X @ gates >= 0).astype(float)
     op = Operators(X, D, Y2.shape[1])
     obj, viol = certificate.objective(op, u, Y2, beta)
