@@ -131,3 +131,17 @@ def test_pcg_with_zero_right_hand_side_returns_zero(backend):
     x0 = asarray(np.ones((4, 3)), backend)
     x, it, rel = pcg(namespace(b), lambda u: 2 * u, lambda r: r, b, x0, 1e-8, 50)
     assert np.all(to_numpy(x) == 0) and int(to_numpy(it)) == 0 and float(to_numpy(rel)) == 0.0
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+@pytest.mark.parametrize("solver", ["exact", "pcg-nystrom-block"])
+def test_correlated_features_reach_the_optimum_on_every_backend(backend, solver):
+    """The ill-conditioned oracle problem (rank-3 factors, beta = 1e-3) in float64 on torch and
+    JAX: the Clarabel optimum to 1e-5 and a certified gap <= 1e-4 within the default max_iter."""
+    X, Y, D, beta = small_problem("correlated")
+    pstar = cvxpy_optimum(X, Y, D, beta)[0]
+    res = admmnn.solve(*(asarray(a, backend, "float64") for a in (X, Y, D)), beta, solver=solver, tol=1e-4)
+    assert backend_of(res.v) == backend
+    assert res.status == "optimal" and res.rel_gap <= 1e-4
+    assert abs(res.objective - pstar) / pstar <= 1e-5
+    assert res.dual_bound <= pstar * (1 + 1e-8)
