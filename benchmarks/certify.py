@@ -90,7 +90,7 @@ def run_scnn(X, Y, beta, gates):
     t = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model, _ = optimize_model(model, AL(model), Metrics(), X, Y2, regularizer=NeuronGL1(beta / n),
+        model, _ = optimize_model(model, AL(model), Metrics(), X, Y2, regularizer=NeuronGL1(beta / n), return_convex=True,
                                   unitize_data=False, dtype="float64")
     seconds = time.perf_counter() - t
     P, C, d = gates.shape[1], Y2.shape[1], X.shape[1]
