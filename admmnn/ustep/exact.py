@@ -7,7 +7,7 @@ With ``B = I_{2PC} (x) (I + X^T X)`` and ``M = F B^{-1} F^T = 2 K o (D D^T)``,
 
 Here ``X^T X`` means ``op.gram()``, which carries the cone weight sigma^2.
 
-Precompute (fewest flops the structure allows): one d x d eigendecomposition
+Precompute (fewest flops the structure allows): one d x d eigendecomposition (in float64)
 ``X^T X = Q diag(e) Q^T``, so that ``(I + X^T X)^{-1} = Q diag(1/(1+e)) Q^T``
 and ``K = Y Y^T`` with ``Y = (X Q) diag((1+e)^{-1/2})``: one n x d x d GEMM and
 one n x n SYRK. ``M`` is then factored:
@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from .._backend import cho_factor_shifted, cho_solve, eigh, hadamard_, pytree, syrk
+from .._backend import as_float64, backend_of, cho_factor_shifted, cho_solve, eigh, hadamard_, like, namespace, pytree, syrk, to_numpy
 
 FACTORS = ("cholesky", "eigh")
 
@@ -40,6 +40,26 @@ def exact_bytes(n: int, d: int, itemsize: int = 8, cache_size: int = 2) -> int:
     """Peak bytes the exact solver allocates: about ``1 + cache_size`` (Cholesky:
     M and the cached factors; eigh: its workspace) n x n and two d x d arrays."""
     return itemsize * ((1 + max(int(cache_size), 2)) * n * n + 2 * d * d + 2 * n * d)
+
+
+def _gram_basis(XtX):
+    """``Q``, ``w = 1 / (1 + e)`` and ``(I + X^T X)^{-1} = Q diag(w) Q^T`` from
+    ``X^T X = Q diag(e) Q^T``, computed in float64 (d x d work, negligible next
+    to the n x n) and returned in the dtype of ``XtX``: in float32 this makes the
+    solve about 10x more accurate than a float32 eigendecomposition (measured at
+    n = 2000, cond(I + X^T X) = 7e5: 2e-3 against 5e-2; the old float32 Cholesky
+    inverse gave 5e-3)."""
+    a = as_float64(XtX)
+    e, Q = eigh(a)
+    xp = namespace(a)
+    w = 1 / (1 + xp.maximum(e, 0))
+    Binv = (Q * w) @ Q.T
+    out = (Q, w, Binv)
+    if a.dtype == XtX.dtype:
+        return out
+    if backend_of(a) == backend_of(XtX):
+        return tuple(xp.astype(t, XtX.dtype) for t in out)
+    return tuple(like(to_numpy(t), XtX) for t in out)
 
 
 @pytree("op", "rho", "XtX", "Binv", "L", "V", "evals", static=("factor",))
@@ -57,9 +77,7 @@ class ExactSolver:
         self.factor = factor
         self.cache_size = max(int(cache_size), 1)
         self.XtX = op.gram()
-        e, Q = eigh(self.XtX)
-        w = 1 / (1 + xp.maximum(e, 0))
-        self.Binv = (Q * w) @ Q.T
+        Q, w, self.Binv = _gram_basis(self.XtX)
         # M = 2 K o (D D^T), K = (XQ) diag(w) (XQ)^T; the 2 goes into the column weights
         M = syrk(X @ Q, xp.sqrt(2 * w))
         M = hadamard_(M, D @ D.T)
