@@ -7,8 +7,8 @@ With ``B = I_{2PC} (x) (I + X^T X)`` and ``M = F B^{-1} F^T = 2 K o (D D^T)``,
 
 Here ``X^T X`` means ``op.gram()``, which carries the cone weight sigma^2.
 
-Precompute (fewest flops the structure allows): one d x d eigendecomposition (in float64)
-``X^T X = Q diag(e) Q^T``, so that ``(I + X^T X)^{-1} = Q diag(1/(1+e)) Q^T``
+Precompute (fewest flops the structure allows): one d x d eigendecomposition,
+in float64, ``X^T X = Q diag(e) Q^T``, so that ``(I + X^T X)^{-1} = Q diag(1/(1+e)) Q^T``
 and ``K = Y Y^T`` with ``Y = (X Q) diag((1+e)^{-1/2})``: one n x d x d GEMM and
 one n x n SYRK. ``M`` is then factored:
 
@@ -31,7 +31,8 @@ import time
 
 import numpy as np
 
-from .._backend import as_float64, backend_of, cho_factor_shifted, cho_solve, eigh, hadamard_, like, namespace, pytree, syrk, to_numpy
+from .._backend import (as_float64, backend_of, cho_factor_shifted, cho_solve, eigh, hadamard_, like, namespace,
+                        pytree, syrk, to_numpy)
 
 FACTORS = ("cholesky", "eigh")
 
