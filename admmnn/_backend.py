@@ -122,7 +122,23 @@ def syrk(a, scale=None):
     column weights ``scale`` (k,): the (n, n) Gram matrix of the rows, exactly
     symmetric (NumPy dispatches ``y @ y.T`` to BLAS SYRK, half the flops)."""
     y = a if scale is None else a * scale
+    n = y.shape[0]
+    if is_numpy_array(y) and n > _SYRK_MAX_N:
+        # OpenBLAS 0.3.31 (NumPy 2.4 and SciPy wheels) segfaults in dsyrk at
+        # n = 20000, k = 785 (n = 10000 works): above _SYRK_MAX_N, build the lower triangle by row blocks of GEMMs
+        # (same flops as SYRK) and mirror each block into the upper triangle.
+        out = np.empty((n, n), dtype=y.dtype)
+        for i in range(0, n, _SYRK_BLOCK):
+            j = min(i + _SYRK_BLOCK, n)
+            blk = y[i:j] @ y[:j].T
+            out[i:j, :j] = blk
+            out[:i, i:j] = blk[:, :i].T
+        return out
     return y @ y.T
+
+
+_SYRK_BLOCK = 2048
+_SYRK_MAX_N = 12288
 
 
 def hadamard_(a, b):
