@@ -85,6 +85,7 @@ def main(argv=None):
     ap.add_argument("--rho", type=float, default=1.0)
     ap.add_argument("--cell-budget", type=float, default=150.0, help="skip a cell estimated to take longer (s)")
     ap.add_argument("--always-upto", type=int, default=10000, help="run every cell up to this n")
+    ap.add_argument("--no-old-above", type=int, default=None, help="skip the old eigh column above this n")
     ap.add_argument("--iter-n", type=int, default=2500)
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--out", default=OUT)
@@ -123,7 +124,7 @@ def main(argv=None):
 
             t_old = t_new = float("nan")
             u_old = u_new = None
-            if run("old"):
+            if run("old") and (args.no_old_above is None or n <= args.no_old_above):
                 op = Operators(X, D, 1)
                 for _ in range(repeat):
                     op._gram = None
