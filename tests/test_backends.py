@@ -73,7 +73,10 @@ def test_estimator_follows_the_input_backend(backend):
     assert backend_of(scores) == backend
     ref = admmnn.ConvexReLUClassifier(n_patterns=6, max_iter=100).fit(X, y)
     assert np.allclose(to_numpy(scores), ref.decision_function(X), rtol=1e-5, atol=1e-6)
-    assert np.array_equal(to_numpy(clf.predict(Xb)), ref.predict(X))
+    # points whose score is zero up to rounding (all neurons off) are ties: their
+    # label depends on the sign of a 1e-15 residue, which differs by backend
+    clear = np.abs(ref.decision_function(X)) > 1e-6
+    assert np.array_equal(to_numpy(clf.predict(Xb))[clear], ref.predict(X)[clear])
 
 
 def test_exported_torch_module_and_jax_function_reproduce_predict():

@@ -60,3 +60,59 @@ def test_operators_match_dense():
     assert np.allclose(op.FT(r).T.reshape(-1), F.T @ r.T.reshape(-1))
     s = rng.standard_normal((n, op.n_groups))
     assert np.allclose(op.GT(s).T.reshape(-1), G.T @ s.T.reshape(-1))
+
+
+def dense_solve(X, D, C, rho, cone_scale, b):
+    """u with A u = b for A = I + F^T F / rho + sigma^2 G^T G, built densely."""
+    d = X.shape[1]
+    F, G = dense_F_G(X, D, C)
+    A = np.eye(F.shape[1]) + F.T @ F / rho + cone_scale**2 * (G.T @ G)
+    k = b.shape[1]
+    return np.linalg.solve(A, b.T.reshape(-1)).reshape(k, d).T
+
+
+@pytest.mark.parametrize("factor", ["cholesky", "eigh"])
+def test_exact_after_penalty_changes(factor):
+    """With cone_scale != 1 and several rho changes (new ones and a return to a
+    cached one), the exact solve agrees with a dense solve to 1e-10."""
+    rng = np.random.default_rng(7)
+    n, d, P, C, sigma = 50, 6, 5, 2, 0.3
+    X = rng.standard_normal((n, d))
+    D, _ = gaussian_patterns(X, P, seed=3)
+    op = Operators(X, D, C, cone_scale=sigma)
+    b = rng.standard_normal((d, op.n_groups))
+    solver = ExactSolver(op, 1.0, factor=factor, cache_size=2)
+    for rho in [1.0, 0.05, 4.0, 0.05, 1e-3, 1.0, 30.0]:
+        solver = solver.with_rho(rho)
+        assert solver.rho == rho
+        u = solver.solve(b)
+        u_dense = dense_solve(X, D, C, rho, sigma, b)
+        assert np.linalg.norm(u - u_dense) / np.linalg.norm(u_dense) < 1e-10, rho
+        Au = apply_A(op, op.gram(), u, rho)
+        assert np.linalg.norm(Au - b) / np.linalg.norm(b) < 1e-10
+    if factor == "cholesky":  # 0.05 came back from the cache; 1.0 had been evicted
+        assert solver.info["n_factorizations"] == 6
+
+
+def test_exact_float32():
+    rng = np.random.default_rng(8)
+    n, d, P, C, sigma = 50, 6, 5, 1, 0.3
+    X = rng.standard_normal((n, d))
+    D, _ = gaussian_patterns(X, P, seed=3)
+    op32 = Operators(X.astype(np.float32), D.astype(np.float32), C, cone_scale=sigma)
+    b = rng.standard_normal((d, op32.n_groups))
+    solver = ExactSolver(op32, 1.0)
+    for rho in [1.0, 0.1, 3.0]:
+        solver = solver.with_rho(rho)
+        u = solver.solve(b.astype(np.float32))
+        assert u.dtype == np.float32
+        u_dense = dense_solve(X, D, C, rho, sigma, b)
+        assert np.linalg.norm(u - u_dense) / np.linalg.norm(u_dense) < 1e-4, rho
+
+
+def test_exact_factor_option():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 3))
+    D, _ = gaussian_patterns(X, 3, seed=0)
+    with pytest.raises(ValueError):
+        ExactSolver(Operators(X, D, 1), 1.0, factor="lu")
