@@ -170,11 +170,11 @@ def solve(
                                adapt_rho=adapt_rho, **options)
         saved = _ckpt.load(resume, fp, X) if resume is not None else None
         writer = _ckpt.Checkpointer(checkpoint, checkpoint_every, fp, saved.k if saved else 0) if checkpoint else None
-    if saved is not None:
-        rho, rho_ratio = saved.rho, saved.cone_scale**2
+    cone_scale = math.sqrt(rho_ratio)
+    if saved is not None:  # the saved weight itself: sqrt(x**2) may round differently
+        rho, cone_scale = saved.rho, saved.cone_scale
         timer.seconds.update(saved.timings)
         history.update(saved.history)
-    cone_scale = math.sqrt(rho_ratio)
     op = Operators(X, D, Y2.shape[1], cone_scale)
     usolver = make_usolver(solver, op, rho, **options)
     driver = Driver(op, usolver, Y2, beta, alpha=alpha, gamma=gamma, memory=int(anderson), safeguard=safeguard,
