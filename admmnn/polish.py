@@ -308,7 +308,6 @@ def _polish_column(X, Dm, Sg, y, beta, cols, x0s, T0, mu0, st, *, max_steps, gto
     mu = mu0.copy()
     kkt = False
     final_steps = 0
-    prev_g = np.inf
 
     def residual():
         r = -y.copy()
@@ -404,7 +403,6 @@ def _polish_column(X, Dm, Sg, y, beta, cols, x0s, T0, mu0, st, *, max_steps, gto
             else:
                 final_steps = 0
                 continue
-        prev_g = gmax
         # Newton step on the reduced problem, with a ratio test on the rows outside T_j
         st.newton += 1
         b = -np.concatenate(grads)
