@@ -73,7 +73,7 @@ def solve(
     Y : (n,) or (n, C) targets.
     D : (n, P) 0/1 activation patterns.
     beta : group-lasso weight (> 0).
-    solver : u-step solver: "exact" (Woodbury), a matrix-free one, or "auto" (exact when its n x n factor fits in ``memory_budget`` bytes, an option defaulting to half the available memory).
+    solver : u-step solver: "exact" (Woodbury), a matrix-free one, or "auto" (the fastest solver in the measured crossover table ``admmnn/ustep/crossover.csv`` at the nearest shape, among those that fit in ``memory_budget`` bytes, an option defaulting to half the available memory; ``info["auto"]`` says which and why).
     rho : penalty of the constraint u = v; default ``default_penalty(X, Y, beta)`` (scales with beta and the data, also with a warm start).
     max_iter : iteration limit.
     tol : stop when the certified relative gap ``gap / objective`` and the relative cone violation are both at most tol.
