@@ -89,6 +89,7 @@ def main():
         print(json.dumps(run_one(int(n), int(d), int(P), solver, float(max_time))))
         return
     rows = []
+    load0 = os.getloadavg()[0]
     for shape in args.shapes.split(","):
         n, d, P = (int(a) for a in shape.split("x"))
         best = math.inf
@@ -113,7 +114,8 @@ def main():
             w.writerow({k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in r.items()})
     head = (f"# u-step solver crossover: Fashion-MNIST 0 vs 6, beta = 1e-3, C = 1, solve() defaults, tol 1e-3, "
             f"cap {args.cap:g} s per solver (10x the best time once one certified); {os.cpu_count()} CPU cores, "
-            "float64, NumPy; seconds include precompute (inf: not reached)")
+            f"float64, NumPy; seconds include precompute (inf: not reached); load average {load0:.1f} at the start, "
+            f"{os.getloadavg()[0]:.1f} at the end")
     lines = [head, " | ".join(FIELDS), " | ".join("---" for _ in FIELDS)]
     for r in rows:
         lines.append(" | ".join(f"{r[k]:.3g}" if isinstance(r[k], float) else str(r[k]) for k in FIELDS))
