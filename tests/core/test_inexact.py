@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import admmnn
-from admmnn import conditioning
+from admmnn.experiments import conditioning
 from admmnn.operators import Operators
 from admmnn.ustep import SOLVERS, JacobiPreconditioner, NystromPreconditioner, apply_A, make_usolver
 from admmnn.ustep.rbcd import RBCDSolver

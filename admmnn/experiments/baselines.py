@@ -29,11 +29,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import certificate
-from ._backend import to_numpy
-from .network import ReLUNetwork, recover_network
-from .operators import Operators
-from .validation import as_array, check_choice, check_n, check_patterns, check_positive
+from .. import certificate
+from .._backend import to_numpy
+from ..network import ReLUNetwork, recover_network
+from ..operators import Operators
+from ..solve import PHASES, solve
+from ..validation import as_array, check_choice, check_n, check_patterns, check_positive
 
 OPTIMIZERS = ("adam", "sgd")
 DEFAULT_LR = {"adam": 1e-3, "sgd": 1e-2}
@@ -412,7 +413,6 @@ def train_admm(
     and the cumulative ``seconds_<phase>`` of ``solve``. ``info["result"]`` is
     the ``SolveResult``; ``network`` its network.
     """
-    from .solve import PHASES, solve
 
     Xh = np.asarray(to_numpy(as_array(X, "X")), dtype=np.float64)
     Yh = targets_2d(as_array(Y, "Y", ndims=(1, 2)))

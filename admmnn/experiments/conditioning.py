@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ustep.base import apply_A, apply_H_batch
-from .ustep.cg import JacobiPreconditioner
-from .ustep.nystrom import NystromPreconditioner
+from ..ustep.base import apply_A, apply_H_batch
+from ..ustep.cg import JacobiPreconditioner
+from ..ustep.nystrom import NystromPreconditioner
 
 
 def size(op) -> int:

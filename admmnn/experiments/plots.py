@@ -5,7 +5,7 @@ dicts of numbers), draws on a new figure (or on ``ax`` when given) and returns t
 figure. Axes carry units, values that span decades get log scales, and one run
 keeps one colour across panels.
 
-    from admmnn import plots
+    from admmnn.experiments import plots
     fig = plots.convergence({"numpy": res_np, "jax": res_jax}, x=("iteration", "time"))
     fig = plots.time_breakdown({"exact": res.timings})
     fig = plots.bars({"exact": {"numpy": 0.01, "torch": 0.008}}, ylabel="seconds per iteration")
@@ -162,7 +162,7 @@ def training_curves(runs: dict, x=("iteration", "time"), optimum=None, optimum_l
 
     runs : ``{label: history}`` with ``objective``, ``train_accuracy`` and optionally
         ``test_accuracy`` lists against ``iteration`` (ADMM; ``epoch`` stands in for
-        gradient methods) and ``time`` (s), as ``admmnn.baselines`` records them.
+        gradient methods) and ``time`` (s), as ``admmnn.experiments.baselines`` records them.
     x : "iteration", "time" or both (one column each).
     optimum : a reference objective (e.g. the best ADMM dual bound, a lower bound
         for the program over the sampled patterns; a network free to choose its

@@ -1,11 +1,11 @@
 """Convex vs non-convex training, the seed-003 command line.
 
-    python -m admmnn.compare --GD 1 --CVX 1 --n_epochs 50 20 --solver_cvx adam --seed 0
-    python -m admmnn.compare --dataset digits --GD 1 --CVX 1 --ADMM 1 --n_epochs 30 30
+    python -m admmnn.experiments.compare --GD 1 --CVX 1 --n_epochs 50 20 --solver_cvx adam --seed 0
+    python -m admmnn.experiments.compare --dataset digits --GD 1 --CVX 1 --ADMM 1 --n_epochs 30 30
 
 Methods, all on the same data, targets, patterns and beta, and all scored on the
 same function of the network (``0.5 ||f(X) - Y||^2 + beta/2 ||weights||^2``,
-see ``admmnn.baselines``):
+see ``admmnn.experiments.baselines``):
 
 * GD   : the non-convex two-layer ReLU network trained by backprop (Adam/SGD);
 * CVX  : the convex program with hinge-penalised constraints trained by Adam/SGD;
@@ -26,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .baselines import evaluate, train_admm, train_convex_penalty, train_mlp
 from .data import DATASETS, DatasetUnavailableError, load_dataset
-from .patterns import PATTERN_KINDS, sample_patterns
+from ..patterns import PATTERN_KINDS, sample_patterns
 
 
 def _positive(kind):
@@ -53,7 +54,7 @@ def _flag(text):
 def build_parser() -> argparse.ArgumentParser:
     pos_int, pos_float = _positive(int), _positive(float)
     p = argparse.ArgumentParser(
-        prog="python -m admmnn.compare",
+        prog="python -m admmnn.experiments.compare",
         description="Compare backprop (GD), penalty-method convex training (CVX) and ADMM on one problem.",
     )
     p.add_argument("--GD", type=_flag, default=1, help="1: train the non-convex network by backprop")
@@ -123,7 +124,6 @@ def main(argv=None) -> dict:
 
 def run(args, ds) -> dict:
     """Run the requested methods on data set ``ds``; save and plot; return the results."""
-    from .baselines import evaluate, train_admm, train_convex_penalty, train_mlp
 
     classification = ds.n_classes >= 2
     T = targets(ds.y_train, ds.n_classes) if classification else np.asarray(ds.y_train, float).reshape(len(ds.y_train), -1)

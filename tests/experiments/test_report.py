@@ -1,4 +1,4 @@
-"""The compendium's glue: LaTeX tables and macros (admmnn.report) and figures (admmnn.plots)."""
+"""The compendium's glue: LaTeX tables and macros (admmnn.experiments.report) and figures (admmnn.experiments.plots)."""
 import math
 import re
 import sys
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import admmnn
-from admmnn import report
+from admmnn.experiments import report
 
 
 def test_macro_names_are_letters_only():
@@ -81,8 +81,8 @@ def test_machine_description():
 
 @pytest.fixture
 def without_data_module(monkeypatch):
-    """As if admmnn.data were not installed (the import raises ImportError)."""
-    monkeypatch.setitem(sys.modules, "admmnn.data", None)
+    """As if admmnn.experiments.data were not installed (the import raises ImportError)."""
+    monkeypatch.setitem(sys.modules, "admmnn.experiments.data", None)
 
 
 def test_load_data_digits_without_the_data_module(without_data_module):
@@ -96,7 +96,7 @@ def test_load_data_digits_without_the_data_module(without_data_module):
 
 
 def test_load_data_other_datasets_need_the_data_module(without_data_module):
-    with pytest.raises(ValueError, match="admmnn.data"):
+    with pytest.raises(ValueError, match="admmnn.experiments.data"):
         report.load_data("cifar10")
 
 
@@ -109,7 +109,7 @@ def test_load_data_reads_the_data_module_when_installed(monkeypatch):
         return types.SimpleNamespace(X_train=rng.standard_normal((n_train, 3, 2, 2)), y_train=np.arange(n_train) % 2,
                                      X_test=rng.standard_normal((n_test, 3, 2, 2)), y_test=np.arange(n_test) % 2)
 
-    monkeypatch.setitem(sys.modules, "admmnn.data", types.SimpleNamespace(load_dataset=load_dataset))
+    monkeypatch.setitem(sys.modules, "admmnn.experiments.data", types.SimpleNamespace(load_dataset=load_dataset))
     Xtr, ytr, Xv, yv, Xte, yte = report.load_data("cifar10", n_train=30, n_val=10, n_test=5, classes=[0, 1], seed=3)
     assert calls == [("cifar10", [0, 1], 40, 5, 3)]
     assert Xtr.shape == (30, 12) and Xv.shape == (10, 12) and Xte.shape == (5, 12)
@@ -132,7 +132,7 @@ def test_plots_draw_every_kind_of_figure(small_result):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from admmnn import plots
+    from admmnn.experiments import plots
 
     fig = plots.convergence({"numpy": small_result, "again": small_result.history})
     axes = fig.axes
@@ -152,7 +152,7 @@ def test_plots_draw_every_kind_of_figure(small_result):
 
 
 def test_positive_masks_values_a_log_axis_cannot_show():
-    from admmnn import plots
+    from admmnn.experiments import plots
 
     out = plots.positive([1.0, 0.0, -2.0, 3.0])
     assert out[0] == 1 and np.isnan(out[1]) and np.isnan(out[2]) and out[3] == 3

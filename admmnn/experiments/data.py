@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .network import ReLUNetwork
-from .validation import check_choice, check_positive
+from ..network import ReLUNetwork
+from ..validation import check_choice, check_positive
 
 DATASETS = ("cifar10", "fashion-mnist", "mnist", "digits", "synthetic")
 
