@@ -211,7 +211,7 @@ def solve(
         res_ok = m["r_pri"] <= m["eps_pri"] and m["r_dual"] <= m["eps_dual"]
         return {"gap": gap_ok, "residuals": res_ok, "both": gap_ok and res_ok}[stop]
 
-    loop = {"good": saved.good if saved else None, "point": (pt, driver.rho, saved.k if saved else 0, cone_scale),
+    loop = {"good": saved.good if saved else None, "point": _ckpt.Position(pt, driver.rho, saved.k if saved else 0, cone_scale),
             "polish": [], "last_change": 0, "next_polish": POLISH_FROM}
     if saved is not None:
         loop.update(saved.schedule)
@@ -283,12 +283,12 @@ def solve(
         elif adapt_rho and k - loop["last_change"] >= ADAPT_EVERY and _cone_too_weak(m, tol):
             pt = driver.change_rho(pt, 1.0, CONE_STEP, rebuild)
             loop["last_change"] = k
-        loop["point"] = (pt, driver.rho, k, driver.op.cone_scale)
+        loop["point"] = _ckpt.Position(pt, driver.rho, k, driver.op.cone_scale)
         if writer is not None and writer.due(k) and status is None:
             writer.write(loop["point"], loop["good"], history, monitor, timer.seconds, schedule())
         return status, pt
 
-    status = "max_iter"
+    status = None  # still running
     try:
         if saved is None:
             st0 = pt.x
@@ -310,14 +310,14 @@ def solve(
     finally:
         if bar is not None:
             bar.close()
-    if writer is not None and writer.last_k != loop["point"][2]:
+    if writer is not None and writer.last_k != loop["point"].k:
         writer.write(loop["point"], loop["good"], history, monitor, timer.seconds, schedule())
 
     good = loop["good"]
     st = admm.rescale_cone(good.state, 1.0 / good.cone_scale)  # the result's state is in unweighted units
     net = recover_network(op, st.v)
     info = dict(getattr(driver.usolver, "info", {}))
-    info.update(driver.accel_counts(loop["point"][0]))
+    info.update(driver.accel_counts(loop["point"].point))
     info.update(rho_ratio=good.cone_scale**2, alpha=float(alpha), anderson=int(anderson),
                 polished=bool(loop.get("polished", False)), polish_attempts=loop["polish"])
     return SolveResult(

@@ -359,7 +359,54 @@ def seconds_per_iteration(rows, ax=None, key="seconds_per_iteration", group="sol
     return bars(values, "seconds per ADMM iteration", ax=ax, **kwargs)
 
 
+@_styled
+def comparison(results: dict, x: str, methods, labels: dict):
+    """Train/test accuracy (or loss) and objective of the comparison command line's
+    ``results`` (``admmnn.experiments.compare``) against ``x``: "epoch" (ADMM's final
+    value as a dashed line) or "time" (s); three panels side by side."""
+    classification = results["problem"]["classification"]
+    panels = (
+        [("train_accuracy", "train accuracy (%)"), ("test_accuracy", "test accuracy (%)")]
+        if classification
+        else [("train_loss", "train loss (mean 0.5 squared error)"), ("test_loss", "test loss (mean 0.5 squared error)")]
+    ) + [("objective", "objective (0.5 SSE + weight decay)")]
+    colors = {"GD": "tab:blue", "CVX": "tab:orange", "ADMM": "tab:green"}
+    xlabel = "epoch" if x == "epoch" else "training wall time (s)"
+    fig, axes = _figure(None, ncols=3, width=5.0, height=4.2)
+    for ax, (key, ylabel) in zip(axes[0], panels):
+        scale = 100.0 if "accuracy" in key else 1.0
+        values = []
+        for m in methods:
+            if m not in results:
+                continue
+            r = results[m]
+            y = np.array([np.nan if v is None else v for v in r[key]], dtype=float) * scale
+            if m == "ADMM" and x == "epoch":
+                ax.axhline(r["final"][key] * scale, color=colors[m], ls="--", label=f"{labels[m]} (final, {r['final']['n_iter']} it.)")
+                values.append(r["final"][key] * scale)
+                continue
+            t = np.asarray(r[x], dtype=float)
+            ax.plot(t, y, color=colors[m], marker="." if len(t) < 60 else None, label=labels[m])
+            values.extend(y[np.isfinite(y)].tolist())
+        if key == "objective" and spans_decades(values, 1):
+            ax.set_yscale("log")
+        if x == "time":
+            times = [t for m in methods if m in results for t in results[m]["time"] if t and t > 0]
+            if spans_decades(times, 2):
+                ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+    axes[0, 0].legend(fontsize=8)
+    ds = results["dataset"]
+    fig.suptitle(
+        f"{ds['name']}: n_train={ds['n_train']}, n_test={ds['n_test']}, d={ds['n_features']}, "
+        f"P={results['problem']['P']}, beta={results['problem']['beta']:g}"
+    )
+    fig.tight_layout()
+    return fig
+
+
 __all__ = [
     "PHASES", "STYLE", "convergence", "training_curves", "curves", "accuracy", "time_breakdown",
-    "condition_numbers", "bars", "seconds_per_iteration", "positive", "spans_decades",
+    "condition_numbers", "bars", "seconds_per_iteration", "comparison", "positive", "spans_decades",
 ]

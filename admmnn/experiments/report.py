@@ -24,6 +24,8 @@ import re
 
 import numpy as np
 
+from .data import load_dataset
+
 _NUMBERS = ("Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine", "Ten",
             "Eleven", "Twelve", "Thirteen", "Fourteen", "Fifteen", "Sixteen", "Seventeen", "Eighteen", "Nineteen")
 _LATEX_SPECIAL = {
@@ -254,35 +256,17 @@ class Outputs:
 def load_data(dataset: str = "digits", n_train=None, n_val: int = 0, n_test=None, classes=None, seed: int = 0,
               downsample: int = 1):
     """``(X_train, y_train, X_val, y_val, X_test, y_test)`` for the notebooks, flattened
-    and standardised with the training statistics; ``n_val`` of the training rows
-    become the validation split, ``n_train`` rows stay for training (all by default).
+    and standardised once, with the statistics of the training rows alone; ``n_val``
+    of the training rows become the validation split, ``n_train`` rows stay for
+    training (all by default).
 
-    Reads ``admmnn.experiments.data.load_dataset(dataset, classes=, n_train=, n_test=, seed=,
-    downsample=)`` (any
-    of its loaders: cifar10, fashion-mnist, mnist, digits, synthetic) when that module
-    is installed; without it only "digits" is available (scikit-learn's bundled 8x8
-    digits, 30 % held out for testing, stratified).
+    Reads ``load_dataset(dataset, classes=, n_train=, n_test=, seed=, downsample=)``
+    of ``admmnn.experiments.data`` (cifar10, fashion-mnist, mnist, digits, synthetic).
+    A feature constant over the training rows becomes 0.
     """
-    try:
-        from .data import load_dataset  # the data module
-    except ImportError:
-        load_dataset = None
-    if load_dataset is not None:
-        ds = load_dataset(dataset, classes=classes, n_train=None if n_train is None else n_train + n_val,
-                          n_test=n_test, seed=seed, downsample=downsample)
-        Xtr, ytr, Xte, yte = ds.X_train, ds.y_train, ds.X_test, ds.y_test
-    elif dataset == "digits":
-        from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
-
-        X, y = load_digits(return_X_y=True)
-        if classes is not None:
-            keep = np.isin(y, classes)
-            X, y = X[keep], y[keep]
-        Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, random_state=seed, stratify=y)
-    else:
-        raise ValueError(f"dataset {dataset!r} needs admmnn.experiments.data (not installed); only 'digits' works without it")
-    Xtr, ytr, Xte, yte = (np.asarray(a) for a in (Xtr, ytr, Xte, yte))
+    ds = load_dataset(dataset, classes=classes, n_train=None if n_train is None else n_train + n_val,
+                      n_test=n_test, seed=seed, downsample=downsample, standardize=False)
+    Xtr, ytr, Xte, yte = (np.asarray(a) for a in (ds.X_train, ds.y_train, ds.X_test, ds.y_test))
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(ytr))
     val, train = order[:n_val], order[n_val:]
@@ -290,9 +274,10 @@ def load_data(dataset: str = "digits", n_train=None, n_val: int = 0, n_test=None
         train = train[:n_train]
     if n_test is not None:
         Xte, yte = Xte[:n_test], yte[:n_test]
-    flat = lambda A: np.asarray(A, dtype=np.float64).reshape(A.shape[0], int(np.prod(A.shape[1:])))
+    flat = lambda A: np.asarray(A, dtype=np.float64).reshape(A.shape[0], int(np.prod(A.shape[1:])))  # noqa: E731
     Xv, yv, Xtr, ytr, Xte = flat(Xtr[val]), ytr[val], flat(Xtr[train]), ytr[train], flat(Xte)
-    mean, std = Xtr.mean(axis=0), Xtr.std(axis=0) + 1e-8
+    mean, std = Xtr.mean(axis=0), Xtr.std(axis=0)
+    std = np.where(Xtr.max(axis=0) == Xtr.min(axis=0), 1.0, std)
     return (Xtr - mean) / std, ytr, (Xv - mean) / std, yv, (Xte - mean) / std, yte
 
 

@@ -1,6 +1,7 @@
 """u-step solvers behind one protocol (see ``base.USolver``)."""
 from __future__ import annotations
 
+from .._backend import host_memory_available
 from .base import USolver, apply_A, apply_H_batch
 from .cg import CGSolver, JacobiCGSolver, JacobiPreconditioner
 from .exact import ExactSolver, exact_bytes
@@ -18,22 +19,10 @@ SOLVERS = {
 }
 
 
-def available_memory() -> int:
-    """Bytes of host memory currently available (a guess of 4 GiB if unknown)."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 4 << 30
-
-
 def choose_solver(n: int, d: int, itemsize: int = 8, memory_budget: int | None = None) -> str:
     """"exact" when its n x n factor fits in ``memory_budget`` bytes (default half
     the available memory), else the best matrix-free solver installed."""
-    budget = available_memory() // 2 if memory_budget is None else memory_budget
+    budget = host_memory_available() // 2 if memory_budget is None else memory_budget
     if exact_bytes(n, d, itemsize) <= budget:
         return "exact"
     for name in ("pcg-nystrom", "pcg-jacobi", "cg"):

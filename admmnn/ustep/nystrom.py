@@ -53,7 +53,7 @@ def nystrom_eig(xp, Q, Y):
     """Stabilised Nyström eigen-approximation ``U diag(lam) U^T`` of a PSD H from
     an orthonormal test matrix Q (N, r) and ``Y = H Q``; lam descending."""
     N = Q.shape[0]
-    eps = float(np.finfo(np.float64).eps if Y.dtype == xp.float64 else np.finfo(np.float32).eps)
+    eps = float(xp.finfo(Y.dtype).eps)
     nu = math.sqrt(N) * eps * to_float(xp.sqrt(xp.sum(Y * Y)))
     nu = max(nu, float(np.finfo(np.float64).tiny))
     Ynu = Y + nu * Q

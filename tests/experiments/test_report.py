@@ -79,39 +79,32 @@ def test_machine_description():
     assert f"{info['cores']} cores" in text and ("GPU" in text)
 
 
-@pytest.fixture
-def without_data_module(monkeypatch):
-    """As if admmnn.experiments.data were not installed (the import raises ImportError)."""
-    monkeypatch.setitem(sys.modules, "admmnn.experiments.data", None)
-
-
-def test_load_data_digits_without_the_data_module(without_data_module):
+def test_load_data_digits_standardises_once_with_training_rows():
     pytest.importorskip("sklearn")
     Xtr, ytr, Xv, yv, Xte, yte = report.load_data("digits", n_val=100, seed=0)
     assert Xtr.shape[1] == Xv.shape[1] == Xte.shape[1] == 64
     assert len(Xv) == len(yv) == 100 and len(Xtr) + 100 + len(Xte) == 1797
     assert np.allclose(Xtr.mean(axis=0), 0, atol=1e-8)
+    varying = Xtr.std(axis=0) > 0
+    assert np.allclose(Xtr.std(axis=0)[varying], 1) and np.all(Xtr[:, ~varying] == 0)
     Xtr, ytr, Xv, yv, Xte, yte = report.load_data("digits", n_train=50, n_test=20, classes=[0, 6])
-    assert Xtr.shape == (50, 64) and len(yte) == 20 and set(np.unique(ytr)) == {0, 6} and len(Xv) == 0
+    assert Xtr.shape == (50, 64) and len(yte) == 20 and set(np.unique(ytr)) == {0, 1} and len(Xv) == 0  # labels 0..k-1
+    # a pixel constant over the 50 training rows is shifted, never divided by ~0
+    assert np.abs(Xte).max() < 1e3
 
 
-def test_load_data_other_datasets_need_the_data_module(without_data_module):
-    with pytest.raises(ValueError, match="admmnn.experiments.data"):
-        report.load_data("cifar10")
-
-
-def test_load_data_reads_the_data_module_when_installed(monkeypatch):
+def test_load_data_reads_the_data_module(monkeypatch):
     calls = []
 
-    def load_dataset(name, classes=None, n_train=None, n_test=None, seed=0, downsample=1):
-        calls.append((name, classes, n_train, n_test, seed))
+    def load_dataset(name, classes=None, n_train=None, n_test=None, seed=0, downsample=1, standardize=True):
+        calls.append((name, classes, n_train, n_test, seed, standardize))
         rng = np.random.default_rng(seed)
         return types.SimpleNamespace(X_train=rng.standard_normal((n_train, 3, 2, 2)), y_train=np.arange(n_train) % 2,
                                      X_test=rng.standard_normal((n_test, 3, 2, 2)), y_test=np.arange(n_test) % 2)
 
-    monkeypatch.setitem(sys.modules, "admmnn.experiments.data", types.SimpleNamespace(load_dataset=load_dataset))
+    monkeypatch.setattr(report, "load_dataset", load_dataset)
     Xtr, ytr, Xv, yv, Xte, yte = report.load_data("cifar10", n_train=30, n_val=10, n_test=5, classes=[0, 1], seed=3)
-    assert calls == [("cifar10", [0, 1], 40, 5, 3)]
+    assert calls == [("cifar10", [0, 1], 40, 5, 3, False)]
     assert Xtr.shape == (30, 12) and Xv.shape == (10, 12) and Xte.shape == (5, 12)
     assert np.allclose(Xtr.mean(axis=0), 0, atol=1e-8)
 
