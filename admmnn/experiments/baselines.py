@@ -1,4 +1,5 @@
-"""Gradient-trained baselines for the comparison with ADMM (DESIGN §3, seed 003).
+"""Gradient-trained baselines for the comparison with ADMM: the non-convex network trained by
+backprop, and the convex program with penalised constraints trained by Adam or SGD.
 
 Both minimise, or approximate, the objective of the convex program as a
 function of a two-layer ReLU network ``f(x) = relu(x W1 + b1) W2``:
@@ -305,7 +306,7 @@ def train_mlp(
     return TrainResult(network=network(), history=log, info=info)
 
 
-# -- the convex program with penalised constraints (seed 003) -----------------------------------
+# -- the convex program with its cone constraints as a hinge penalty ---------------------------
 def train_convex_penalty(
     X,
     Y,

@@ -1,4 +1,5 @@
-"""Convex vs non-convex training, the seed-003 command line.
+"""Convex vs non-convex training from the command line, with the flags of an earlier CIFAR-10
+project that compared SGD training with the convex program solved by Adam.
 
     python -m admmnn.experiments.compare --GD 1 --CVX 1 --n_epochs 50 20 --solver_cvx adam --seed 0
     python -m admmnn.experiments.compare --dataset digits --GD 1 --CVX 1 --ADMM 1 --n_epochs 30 30
@@ -11,7 +12,7 @@ see ``admmnn.experiments.baselines``):
 * CVX  : the convex program with hinge-penalised constraints trained by Adam/SGD;
 * ADMM : the convex program solved by ``admmnn.solve``.
 
-Writes ``results.pt`` (``torch.save`` of plain dicts and lists, as seed 003),
+Writes ``results.pt`` (``torch.save`` of plain dicts and lists, as that project wrote),
 ``results.json`` (the same), ``compare_epoch.png`` and ``compare_time.png`` into
 ``--out``, and prints a summary table.
 """

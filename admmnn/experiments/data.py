@@ -1,6 +1,6 @@
 """Datasets behind one loader: ``load_dataset(name, ...) -> Dataset``.
 
-Sources (DESIGN §6):
+Sources (downloaded where there is network, else read from local files):
 
 * ``"cifar10"``: the CIFAR-10 python pickle batches in ``root/cifar-10-batches-py``
   (downloaded there by torchvision when missing).

@@ -232,26 +232,41 @@ def curves(x, series: dict, xlabel: str, ylabel: str, xscale=None, yscale=None, 
 
 
 @_styled
-def gap_curves(panels: dict, floor: float = 1e-14, ylabel: str = "certified relative gap"):
-    """One panel per problem: ``{title: {label: (iterations, rel_gaps)}}``, the
+def gap_curves(panels: dict, floor: float = 1e-14, ylabel: str = "certified relative gap",
+               xlabel: str = "ADMM iteration", ncols: int | None = None, width: float = 4.4, height: float = 3.4):
+    """One panel per problem (or solver): ``{title: {label: (x, rel_gaps)}}``, the
     absolute relative gap on a log scale (values below ``floor`` drawn at it), one
-    shared legend below the panels."""
-    fig, axes = _figure(None, ncols=len(panels), width=4.4, height=3.4)
+    shared legend below the panels.
+
+    ncols : panels per row (default: all in one row); further rows below, the
+        y label on the first column and the x label under the lowest panel of each.
+    width, height : inches per panel (design at print size: the figure is
+        ``ncols * width`` inches wide).
+    """
+    ncols = len(panels) if ncols is None else min(ncols, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig, axes = _figure(None, ncols=ncols, nrows=nrows, width=width, height=height)
     labels = list(dict.fromkeys(label for runs in panels.values() for label in runs))
     colors = dict(zip(labels, _colors(len(labels))))
-    for a, (title, runs) in zip(axes[0], panels.items()):
+    for i, (a, (title, runs)) in enumerate(zip(axes.flat, panels.items())):
         for label, (it, gap) in runs.items():
             g = np.maximum(np.abs(np.asarray(gap, dtype=float)), floor)
             a.plot(np.asarray(it, dtype=float), g, color=colors[label], label=label,
                    lw=2.2 if label == "default" else 1.3)
         a.set_yscale("log")
-        a.set_xlabel("ADMM iteration")
+        if i + ncols >= len(panels):  # nothing below it
+            a.set_xlabel(xlabel)
+        if i % ncols == 0 and nrows == 1:
+            a.set_ylabel(ylabel)
         a.set_title(title)
-    axes[0, 0].set_ylabel(ylabel)
+    for a in axes.flat[len(panels):]:
+        a.set_axis_off()
+    if nrows > 1:
+        fig.supylabel(ylabel, fontsize=STYLE["axes.labelsize"])
     handles = [axes[0, 0].plot([], [], color=colors[lb], label=lb)[0] for lb in labels]
     ncol = min(4, len(handles))
     rows = -(-len(handles) // ncol)
-    fig.tight_layout(rect=(0, 0.03 + 0.06 * rows, 1, 1))
+    fig.tight_layout(rect=(0, (0.1 + 0.2 * rows) / (nrows * height), 1, 1))  # inches for the legend
     fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=ncol, frameon=False)
     return fig
 
@@ -314,12 +329,17 @@ def condition_numbers(ranks, kappas: dict, ax=None, xlabel="Nyström sketch rank
 
 
 @_styled
-def bars(values: dict, ylabel: str, ax=None, log=None, title=None, fmt="{:.3g}", xlabel=None):
+def bars(values: dict, ylabel: str, ax=None, log=None, title=None, fmt="{:.3g}", xlabel=None, width=None, height=3.3):
     """Grouped bars: ``{group: {label: value}}`` (e.g. solver -> backend -> seconds per
-    iteration). Missing or NaN values leave a gap; log scale when values span decades."""
+    iteration). Missing or NaN values leave a gap; log scale when values span decades.
+    ``width``, ``height``: inches (default width: 0.55 per bar); value labels turn
+    vertical where a bar is narrower than they are."""
     groups = list(values)
     labels = list(dict.fromkeys(lb for g in groups for lb in values[g]))
-    fig, axes = _figure(ax, width=max(4.6, 2.2 + 0.55 * len(groups) * len(labels)), height=3.3)
+    fixed_width = width is not None
+    width = max(4.6, 2.2 + 0.55 * len(groups) * len(labels)) if width is None else width
+    fig, axes = _figure(ax, width=width, height=height)
+    vertical = (width - 2.2) / max(len(groups) * len(labels), 1) < 0.4
     a = axes[0, 0]
     width = 0.8 / max(len(labels), 1)
     allv = [values[g].get(lb, np.nan) for g in groups for lb in labels]
@@ -330,9 +350,10 @@ def bars(values: dict, ylabel: str, ax=None, log=None, title=None, fmt="{:.3g}",
         a.bar(xs, np.nan_to_num(ys), width=width * 0.92, color=color, label=label)
         for xx, yy in zip(xs, ys):
             if np.isfinite(yy):
-                a.text(xx, yy, fmt.format(yy), ha="center", va="bottom", fontsize=7.5)
+                a.text(xx, yy, fmt.format(yy), ha="center", va="bottom", fontsize=7.5, rotation=90 if vertical else 0)
     a.set_xticks(np.arange(len(groups)))
-    a.set_xticklabels(groups)
+    crowded = fixed_width and max((len(str(g)) for g in groups), default=0) * 0.07 > (width - 2.2) / max(len(groups), 1)
+    a.set_xticklabels(groups, rotation=25 if crowded else 0, ha="right" if crowded else "center")
     if use_log:
         a.set_yscale("log")
     finite = [v for v in allv if np.isfinite(v) and v > 0]

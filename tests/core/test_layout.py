@@ -97,3 +97,14 @@ def test_import_admmnn_loads_no_plotting_data_or_notebook_package():
             " or m.startswith('admmnn.experiments')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_solve_documents_every_parameter_numpydoc_style():
+    import inspect
+    import re
+
+    doc = inspect.getdoc(admmnn.solve)
+    section = doc.split("Parameters\n----------\n", 1)[1].split("\n\nReturns\n", 1)[0]
+    documented = re.findall(r"^(\*{0,2}\w+)(?: : .+)?$", section, flags=re.M)
+    params = [("**" if p.kind is p.VAR_KEYWORD else "") + name for name, p in inspect.signature(admmnn.solve).parameters.items()]
+    assert documented == params

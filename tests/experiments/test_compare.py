@@ -1,4 +1,4 @@
-"""The seed-003 command line, ``python -m admmnn.experiments.compare``, on scikit-learn's digits."""
+"""The comparison command line, ``python -m admmnn.experiments.compare``, on scikit-learn's digits."""
 import json
 import subprocess
 import sys
