@@ -110,7 +110,7 @@ class _ConvexReLUBase(BaseEstimator):
         if fitting:
             self.backend_, self.dtype_ = self._compute(X)
             if X.shape[0] < 2:
-                raise ValueError(f"X has 1 sample (n_samples=1); at least 2 are needed to fit")
+                raise ValueError("X has 1 sample (n_samples=1); at least 2 are needed to fit")
             warn_constant_features(X)
         elif X.shape[1] != self.n_features_in_:
             raise ValueError(

@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 from array_api_compat import is_array_api_obj
-from sklearn.exceptions import DataConversionWarning, NotFittedError
+from sklearn.exceptions import NotFittedError  # noqa: F401  (re-exported: admmnn.validation.NotFittedError)
 from sklearn.utils import check_array
 
 from ._backend import BACKENDS, namespace

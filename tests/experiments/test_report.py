@@ -1,7 +1,6 @@
 """The compendium's glue: LaTeX tables and macros (admmnn.experiments.report) and figures (admmnn.experiments.plots)."""
 import math
 import re
-import sys
 import types
 
 import numpy as np
