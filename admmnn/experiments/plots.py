@@ -232,41 +232,26 @@ def curves(x, series: dict, xlabel: str, ylabel: str, xscale=None, yscale=None, 
 
 
 @_styled
-def gap_curves(panels: dict, floor: float = 1e-14, ylabel: str = "certified relative gap",
-               xlabel: str = "ADMM iteration", ncols: int | None = None, width: float = 4.4, height: float = 3.4):
-    """One panel per problem (or solver): ``{title: {label: (x, rel_gaps)}}``, the
+def gap_curves(panels: dict, floor: float = 1e-14, ylabel: str = "certified relative gap"):
+    """One panel per problem: ``{title: {label: (iterations, rel_gaps)}}``, the
     absolute relative gap on a log scale (values below ``floor`` drawn at it), one
-    shared legend below the panels.
-
-    ncols : panels per row (default: all in one row); further rows below, the
-        y label on the first column and the x label under the lowest panel of each.
-    width, height : inches per panel (design at print size: the figure is
-        ``ncols * width`` inches wide).
-    """
-    ncols = len(panels) if ncols is None else min(ncols, len(panels))
-    nrows = -(-len(panels) // ncols)
-    fig, axes = _figure(None, ncols=ncols, nrows=nrows, width=width, height=height)
+    shared legend below the panels."""
+    fig, axes = _figure(None, ncols=len(panels), width=4.4, height=3.4)
     labels = list(dict.fromkeys(label for runs in panels.values() for label in runs))
     colors = dict(zip(labels, _colors(len(labels))))
-    for i, (a, (title, runs)) in enumerate(zip(axes.flat, panels.items())):
+    for a, (title, runs) in zip(axes[0], panels.items()):
         for label, (it, gap) in runs.items():
             g = np.maximum(np.abs(np.asarray(gap, dtype=float)), floor)
             a.plot(np.asarray(it, dtype=float), g, color=colors[label], label=label,
                    lw=2.2 if label == "default" else 1.3)
         a.set_yscale("log")
-        if i + ncols >= len(panels):  # nothing below it
-            a.set_xlabel(xlabel)
-        if i % ncols == 0 and nrows == 1:
-            a.set_ylabel(ylabel)
+        a.set_xlabel("ADMM iteration")
         a.set_title(title)
-    for a in axes.flat[len(panels):]:
-        a.set_axis_off()
-    if nrows > 1:
-        fig.supylabel(ylabel, fontsize=STYLE["axes.labelsize"])
+    axes[0, 0].set_ylabel(ylabel)
     handles = [axes[0, 0].plot([], [], color=colors[lb], label=lb)[0] for lb in labels]
     ncol = min(4, len(handles))
     rows = -(-len(handles) // ncol)
-    fig.tight_layout(rect=(0, (0.1 + 0.2 * rows) / (nrows * height), 1, 1))  # inches for the legend
+    fig.tight_layout(rect=(0, 0.03 + 0.06 * rows, 1, 1))
     fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=ncol, frameon=False)
     return fig
 
@@ -427,7 +412,46 @@ def comparison(results: dict, x: str, methods, labels: dict):
     return fig
 
 
+@_styled
+def convergence_grid(panels: dict, x: str = "time", ncols: int = 4, width: float = 1.7, height: float = 1.8):
+    """One small panel per solver (or problem): ``{title: {label: history or result}}``,
+    the objective (solid, an upper bound) and the dual bound (dashed, a lower bound)
+    against ``x`` ("time" or "iteration"), one colour per label, log scale, a few
+    major ticks per axis; one legend below. ``width``, ``height``: inches per panel,
+    so that the figure is drawn at the size it is printed."""
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter
+
+    ncols = min(ncols, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig, axes = _figure(None, ncols=ncols, nrows=nrows, width=width, height=height)
+    labels = list(dict.fromkeys(label for runs in panels.values() for label in runs))
+    colors = dict(zip(labels, _colors(len(labels))))
+    for i, (a, (title, runs)) in enumerate(zip(axes.flat, panels.items())):
+        for label, h in _runs(runs).items():
+            t = np.asarray(h[x], dtype=float)
+            a.plot(t, positive(h["objective"]), color=colors[label])
+            a.plot(t, positive(h["dual_bound"]), color=colors[label], ls="--")
+        a.set_yscale("log")
+        a.yaxis.set_major_locator(LogLocator(numticks=4))
+        a.yaxis.set_minor_formatter(NullFormatter())
+        a.xaxis.set_major_locator(MaxNLocator(3))
+        a.set_title(title)
+        if i + ncols >= len(panels):
+            a.set_xlabel("wall time (s)" if x == "time" else AXIS_LABELS.get(x, x))
+    for a in axes.flat[len(panels):]:
+        a.set_axis_off()
+    fig.supylabel("objective and dual bound", fontsize=STYLE["axes.labelsize"])
+    handles = [Line2D([], [], color=colors[lb], label=lb) for lb in labels]
+    handles += [Line2D([], [], color="0.25", label="objective"), Line2D([], [], color="0.25", ls="--", label="dual bound")]
+    ncol = min(5, len(handles))
+    rows = -(-len(handles) // ncol)
+    fig.tight_layout(rect=(0, (0.1 + 0.2 * rows) / (nrows * height), 1, 1))
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=ncol, frameon=False)
+    return fig
+
+
 __all__ = [
     "PHASES", "STYLE", "convergence", "training_curves", "curves", "accuracy", "time_breakdown",
-    "condition_numbers", "bars", "seconds_per_iteration", "comparison", "positive", "spans_decades",
+    "condition_numbers", "bars", "seconds_per_iteration", "comparison", "convergence_grid", "positive", "spans_decades",
 ]
