@@ -140,6 +140,14 @@ def test_plots_draw_every_kind_of_figure(small_result):
             {"solver": "exact", "backend": "jax", "seconds_per_iteration": 0.001}]
     fig = plots.seconds_per_iteration(rows)
     assert fig.axes[0].get_yscale() == "log" and fig.axes[0].get_ylabel() == "seconds per ADMM iteration"
+    fig = plots.seconds_per_iteration(rows * 7, width=6.5)  # drawn at the width it is printed at
+    assert tuple(fig.get_size_inches()) == (6.5, 3.3)
+    panels = {f"solver {i}": {"numpy": small_result, "jax": small_result.history} for i in range(5)}
+    fig = plots.convergence_grid(panels, x="time", ncols=4, width=1.7, height=1.8)
+    assert tuple(fig.get_size_inches()) == pytest.approx((4 * 1.7, 2 * 1.8))
+    drawn = [a for a in fig.axes if a.axison]
+    assert len(drawn) == 5 and all(a.get_yscale() == "log" for a in drawn)
+    assert [a.get_xlabel() for a in drawn] == ["", "wall time (s)", "wall time (s)", "wall time (s)", "wall time (s)"]
     plt.close("all")
 
 
