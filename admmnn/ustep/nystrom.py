@@ -31,7 +31,7 @@ reaches ``max_rank``.
 
 ``base="block"`` (an option; the default ``base="identity"`` is the scheme
 above) uses the exact block-diagonal part ``B = I_{2PC} (x) (I + X^T X)`` of A
-(DESIGN §2) instead of the identity: ``A = B^{1/2} (I + H~) B^{1/2}`` with
+(exact and cheap) instead of the identity: ``A = B^{1/2} (I + H~) B^{1/2}`` with
 ``H~ = B^{-1/2} F^T F B^{-1/2} / rho``, H~ is sketched (it depends on rho only
 through the factor 1/rho, so a new rho merely rescales lam) and
 ``M^{-1} = B^{-1/2} P~^{-1} B^{-1/2}``. ``G^T G = I (x) X^T X`` has every
@@ -53,7 +53,7 @@ def nystrom_eig(xp, Q, Y):
     """Stabilised Nyström eigen-approximation ``U diag(lam) U^T`` of a PSD H from
     an orthonormal test matrix Q (N, r) and ``Y = H Q``; lam descending."""
     N = Q.shape[0]
-    eps = float(np.finfo(np.float64).eps if Y.dtype == xp.float64 else np.finfo(np.float32).eps)
+    eps = float(xp.finfo(Y.dtype).eps)
     nu = math.sqrt(N) * eps * to_float(xp.sqrt(xp.sum(Y * Y)))
     nu = max(nu, float(np.finfo(np.float64).tiny))
     Ynu = Y + nu * Q
