@@ -34,8 +34,9 @@ Method
   The norm term has *no curvature in the radial direction* w^_j; that
   direction is treated exactly, never regularised:
   - K_c = sum_j k_j <= max(n, dense_max): dense H (K_c x K_c), Cholesky
-    (eigendecomposition with a pseudo-inverse if H is singular). Cost
-    O(n K_c^2 + K_c^3).
+    (eigendecomposition with a pseudo-inverse if H is singular). M^T M is kept
+    across steps (``_Gram``): a step costs K_c^3 / 3 plus n k_j K_c for each
+    group whose tight rows changed (one, after a blocked step).
   - otherwise (e.g. Fashion-MNIST, K ~ 12 000 > n = 1000): Woodbury on
     H = C^ + U S U^T with C^ = blockdiag(c_j I), U = [M^T, W] (W holds the
     w^_j), S = diag(I_n, -c). Because W^T C^-1 W = diag(1/c), the capacitance
@@ -86,6 +87,12 @@ reduced problem jumps far when T_j is wrong; projecting the ADMM groups onto
 {S_j x = 0} for the guessed T_j (instead of onto the cone) gave starts 40x above
 the optimum; removing a negative-multiplier row in every group at once was
 immediately blocked by the same rows (cycling).
+On the tutorial's fit the same bulk rounds (every violated row in, every
+negative multiplier out, per column), started from ADMM's tight-row guess (rows
+with mu > 0; against Clarabel's tight rows, 774 extra and 152 missing among 6 552
+after 400 iterations, 2 465 extra and 398 missing among 7 997 after 200),
+toggled 200 to 3 500 rows per round (from 200 iterations) for 30 rounds in every
+column without settling.
 
 Shapes: X (n, d), Y (n, C), u, v (d, 2PC), mu (n, 2PC), group
 j = h*P*C + p*C + c. Everything runs on the host in float64 NumPy/SciPy; the
@@ -94,11 +101,19 @@ result's arrays are NumPy. ``op`` may carry any ``cone_scale``: the polish uses
 
 Cost: one SVD and one GEMM X N_j (n d k_j) per change of a group's tight rows,
 one NNLS (d x n) per projected group, and per Newton step either
-n K_c^2 + K_c^3 (dense) or n^2 K_c + n^3 (Woodbury). Small dense factorizations
+K_c^3 / 3 + n k_j K_c (dense, ``_Gram``) or n^2 K_c + n^3 (Woodbury). Small dense factorizations
 run on one BLAS thread (``threadpoolctl``): on a busy 2-core machine a threaded
 300 x 300 Cholesky took 55 ms instead of 0.2 ms. The number of steps grows with
 the number of tight rows that the start gets wrong, one Newton step per
-blocked row: the polish pays when the ADMM active set is nearly right.
+blocked row: the polish pays when the ADMM active set is nearly right. On the
+tutorial's fit (digits, 10 classes, P = 10: 200 groups of 65 weights with about 30
+tight rows each) it needed 4 748 steps from 400 ADMM iterations (3 729 rows
+blocked, 657 removed) and then certified a relative gap of 3e-12.
+
+What did not pay either (measured on that fit, 300 steps from 400 iterations):
+preconditioned CG on the dense Newton system with the Cholesky factor of an
+earlier step (one factorisation per column, 22 CG iterations per step on
+average) took twice the time of a new Cholesky factor per step.
 """
 from __future__ import annotations
 
