@@ -30,14 +30,13 @@ DEFAULT_CONE_WEIGHT = 10.0
 ADAPT_EVERY = 100
 CONE_STEP = 5.0
 #: the first iteration at which the polish is tried (then at twice the iteration of the last try,
-#: until a try does not improve the certificate at all: then never again in this solve)
+#: or at POLISH_BACKOFF times it when that try did not improve the certificate at all)
 POLISH_FROM = 200
+POLISH_BACKOFF = 4
 #: the largest n * d at which polish=None tries the polish
 POLISH_MAX_SIZE = 200_000
 #: the polish's budget at iteration k: this many Newton steps per output column and iteration
 POLISH_STEPS = 1.0
-#: ``next_polish`` once a try failed outright (an integer, so that checkpoints store it as such)
-POLISH_NEVER = 2**62
 
 
 def solve(
@@ -87,7 +86,7 @@ def solve(
     gamma : dual step length in (0, (1 + sqrt 5) / 2).
     anderson : memory of the safeguarded Anderson acceleration (0 turns it off).
     safeguard : an extrapolated point is kept only if its fixed-point residual is at most this times its base point's (>= 1).
-    polish : at iterations 200, 400, 800, ..., try the active-set Newton polish (``admmnn.polish``) of the iterate, with at most k Newton steps per output column at iteration k, and stop with its point when it certifies ``tol``; after a try that does not improve the certificate at all, no more tries; None (default) tries it when ``n * d <= 2e5`` (beyond, one Newton step costs hundreds of iterations).
+    polish : at iterations 200, 400, 800, ..., try the active-set Newton polish (``admmnn.polish``) of the iterate, with at most k Newton steps per output column at iteration k, and stop with its point when it certifies ``tol``; after a try that does not improve the certificate at all, the next waits until 4 k; None (default) tries it when ``n * d <= 2e5`` (beyond, one Newton step costs hundreds of iterations).
     max_time : wall-clock limit in seconds.
     stop : "gap" (certified relative gap <= tol), "residuals" (Boyd et al. 3.3 with eps_abs, eps_rel) or "both".
     eps_abs, eps_rel : absolute and relative residual tolerances of the "residuals" rule.
@@ -242,8 +241,8 @@ def solve(
         pr = polish_point(driver.op, Y2, beta, fx.v, u=fx.u, nu_mu=mu, max_steps=max(2, int(POLISH_STEPS * k / op.C)))
         timer("polish", t)
         loop["polish"].append({"iteration": k, "seconds": time.perf_counter() - t, "rel_gap": float(pr.rel_gap)})
-        if not pr.info.get("improved"):  # the active set is too far off for this budget: stop trying
-            loop["next_polish"] = POLISH_NEVER
+        if not pr.info.get("improved"):  # the active set is still far off: wait longer for the next try
+            loop["next_polish"] = POLISH_BACKOFF * k
         if not (pr.info.get("improved") and abs(pr.rel_gap) < abs(m["rel_gap"])):
             return None
         u = like(pr.u, X)  # in X's dtype: score the point returned, not the float64 one polished
