@@ -35,7 +35,7 @@ POLISH_FROM = 200
 POLISH_BACKOFF = 4
 #: the largest n * d at which polish=None tries the polish
 POLISH_MAX_SIZE = 200_000
-#: the polish's budget at iteration k: this many Newton steps per output column and iteration
+#: the polish's budget at iteration k: this many Newton steps per iteration, shared by the C output columns
 POLISH_STEPS = 1.0
 
 
@@ -86,7 +86,7 @@ def solve(
     gamma : dual step length in (0, (1 + sqrt 5) / 2).
     anderson : memory of the safeguarded Anderson acceleration (0 turns it off).
     safeguard : an extrapolated point is kept only if its fixed-point residual is at most this times its base point's (>= 1).
-    polish : at iterations 200, 400, 800, ..., try the active-set Newton polish (``admmnn.polish``) of the iterate, with at most k Newton steps per output column at iteration k, and stop with its point when it certifies ``tol``; after a try that does not improve the certificate at all, the next waits until 4 k; None (default) tries it when ``n * d <= 2e5`` (beyond, one Newton step costs hundreds of iterations).
+    polish : at iterations 200, 400, 800, ..., try the active-set Newton polish (``admmnn.polish``) of the iterate, with at most k / C Newton steps per output column (k in all) at iteration k, and stop with its point when it certifies ``tol``; after a try that does not improve the certificate at all, the next waits until 4 k; None (default) tries it when ``n * d <= 2e5`` (beyond, one Newton step costs hundreds of iterations).
     max_time : wall-clock limit in seconds.
     stop : "gap" (certified relative gap <= tol), "residuals" (Boyd et al. 3.3 with eps_abs, eps_rel) or "both".
     eps_abs, eps_rel : absolute and relative residual tolerances of the "residuals" rule.
