@@ -34,8 +34,9 @@ Method
   The norm term has *no curvature in the radial direction* w^_j; that
   direction is treated exactly, never regularised:
   - K_c = sum_j k_j <= max(n, dense_max): dense H (K_c x K_c), Cholesky
-    (eigendecomposition with a pseudo-inverse if H is singular). Cost
-    O(n K_c^2 + K_c^3).
+    (eigendecomposition with a pseudo-inverse if H is singular). M^T M is kept
+    across steps (``_Gram``): a step costs K_c^3 / 3 plus n k_j K_c for each
+    group whose tight rows changed (one, after a blocked step).
   - otherwise (e.g. Fashion-MNIST, K ~ 12 000 > n = 1000): Woodbury on
     H = C^ + U S U^T with C^ = blockdiag(c_j I), U = [M^T, W] (W holds the
     w^_j), S = diag(I_n, -c). Because W^T C^-1 W = diag(1/c), the capacitance
@@ -86,6 +87,12 @@ reduced problem jumps far when T_j is wrong; projecting the ADMM groups onto
 {S_j x = 0} for the guessed T_j (instead of onto the cone) gave starts 40x above
 the optimum; removing a negative-multiplier row in every group at once was
 immediately blocked by the same rows (cycling).
+On the tutorial's fit the same bulk rounds (every violated row in, every
+negative multiplier out, per column), started from ADMM's tight-row guess (rows
+with mu > 0; against Clarabel's tight rows, 774 extra and 152 missing among 6 552
+after 400 iterations, 2 465 extra and 398 missing among 7 997 after 200),
+toggled 200 to 3 500 rows per round (from 200 iterations) for 30 rounds in every
+column without settling.
 
 Shapes: X (n, d), Y (n, C), u, v (d, 2PC), mu (n, 2PC), group
 j = h*P*C + p*C + c. Everything runs on the host in float64 NumPy/SciPy; the
@@ -94,11 +101,19 @@ result's arrays are NumPy. ``op`` may carry any ``cone_scale``: the polish uses
 
 Cost: one SVD and one GEMM X N_j (n d k_j) per change of a group's tight rows,
 one NNLS (d x n) per projected group, and per Newton step either
-n K_c^2 + K_c^3 (dense) or n^2 K_c + n^3 (Woodbury). Small dense factorizations
+K_c^3 / 3 + n k_j K_c (dense, ``_Gram``) or n^2 K_c + n^3 (Woodbury). Small dense factorizations
 run on one BLAS thread (``threadpoolctl``): on a busy 2-core machine a threaded
 300 x 300 Cholesky took 55 ms instead of 0.2 ms. The number of steps grows with
 the number of tight rows that the start gets wrong, one Newton step per
-blocked row: the polish pays when the ADMM active set is nearly right.
+blocked row: the polish pays when the ADMM active set is nearly right. On the
+tutorial's fit (digits, 10 classes, P = 10: 200 groups of 65 weights with about 30
+tight rows each) it needed 4 748 steps from 400 ADMM iterations (3 729 rows
+blocked, 657 removed) and then certified a relative gap of 3e-12.
+
+What did not pay either (measured on that fit, 300 steps from 400 iterations):
+preconditioned CG on the dense Newton system with the Cholesky factor of an
+earlier step (one factorisation per column, 22 CG iterations per step on
+average) took twice the time of a new Cholesky factor per step.
 """
 from __future__ import annotations
 
@@ -180,17 +195,20 @@ def _single_thread(size):
     return threadpool_limits(1)
 
 
-def _solve_newton(Ms, w, c, b, dense_max):
+def _solve_newton(Ms, w, c, b, dense_max, gram=None):
     """Solve H x = b with H = M^T M + blockdiag(c_j (I - w^_j w^_j^T)).
 
-    Ms: list of (n, k_j); w: list of (k_j,); c: (a,) c_j = beta / ||w_j||; b: (K,)."""
+    Ms: list of (n, k_j); w: list of (k_j,); c: (a,) c_j = beta / ||w_j||; b: (K,);
+    gram: M^T M (K, K) when the caller keeps it (``_Gram``), used by the dense form."""
     ks = [m.shape[1] for m in Ms]
     off = np.concatenate([[0], np.cumsum(ks)])
     K, n = off[-1], Ms[0].shape[0]
     what = [wj / np.linalg.norm(wj) for wj in w]
     if K <= max(n, dense_max):
-        M = np.hstack(Ms)
-        H = M.T @ M
+        if gram is None:
+            M = np.hstack(Ms)
+            gram = M.T @ M
+        H = gram.copy()
         for j in range(len(Ms)):
             sl_ = slice(off[j], off[j + 1])
             H[sl_, sl_] += c[j] * (np.eye(ks[j]) - np.outer(what[j], what[j]))
@@ -220,6 +238,50 @@ def _solve_newton(Ms, w, c, b, dense_max):
 
 
 _TRACE = False
+
+
+class _Gram:
+    """The matrices M_j = sign_j D_p X N_j (n, k_j) of one column's active groups and
+    their Gram matrix M^T M, kept across Newton steps: a group's blocks are recomputed
+    (one GEMM M_j^T M, n k_j K flops) only when its basis N_j changed, i.e. when its
+    tight rows changed; the other blocks are copied. Without it every Newton step
+    formed M^T M anew (n K^2 flops), more than the Cholesky factor (K^3 / 3)."""
+
+    def __init__(self, Dm):
+        self.Dm = Dm
+        self.M = {}  # group -> (N it was built from, M_j)
+        self.prev = ({}, None)  # group -> (N, offset, k) in the last Gram matrix, that matrix
+
+    def mats(self, keys, act):
+        out = []
+        for i in keys:
+            g = act[i]
+            hit = self.M.get(i)
+            if hit is None or hit[0] is not g.N:
+                hit = (g.N, g.sgn * self.Dm[:, g.p][:, None] * g.XN)
+                self.M[i] = hit
+            out.append(hit[1])
+        return out
+
+    def gram(self, keys, act, Ms):
+        """M^T M (K, K) for the groups ``keys`` in that order."""
+        ks = [m.shape[1] for m in Ms]
+        off = np.concatenate([[0], np.cumsum(ks)]).astype(int)
+        H = np.empty((off[-1], off[-1]))
+        where, H_old = self.prev
+        same = [a for a, i in enumerate(keys) if i in where and where[i][0] is act[i].N]
+        if same:
+            new_idx = np.concatenate([np.arange(off[a], off[a + 1]) for a in same])
+            old_idx = np.concatenate([np.arange(where[keys[a]][1], where[keys[a]][1] + ks[a]) for a in same])
+            H[np.ix_(new_idx, new_idx)] = H_old[np.ix_(old_idx, old_idx)]
+        changed = [a for a in range(len(keys)) if a not in set(same)]
+        if changed:
+            c_idx = np.concatenate([np.arange(off[a], off[a + 1]) for a in changed])
+            blk = np.hstack([Ms[a] for a in changed]).T @ np.hstack(Ms)
+            H[c_idx, :] = blk
+            H[:, c_idx] = blk.T
+        self.prev = ({i: (act[i].N, off[a], ks[a]) for a, i in enumerate(keys)}, H)
+        return H
 
 
 class _Group:
@@ -303,6 +365,7 @@ def _polish_column(X, Dm, Sg, y, beta, cols, x0s, T0, mu0, st, *, max_steps, gto
                 g.w = s * g.w
             best = (f, cand)
     act = best[1] if best is not None else {}
+    grams = _Gram(Dm)
     just_removed = set()
     per_group = True
     mu = mu0.copy()
@@ -323,7 +386,7 @@ def _polish_column(X, Dm, Sg, y, beta, cols, x0s, T0, mu0, st, *, max_steps, gto
         if keys:
             norms = np.array([np.linalg.norm(act[i].w) for i in keys])
             c = beta / norms
-            Ms = [act[i].sgn * Dm[:, act[i].p][:, None] * act[i].XN for i in keys]
+            Ms = grams.mats(keys, act)
             grads = [M.T @ r + ci * act[i].w for M, ci, i in zip(Ms, c, keys)]
             gmax = max(np.linalg.norm(gr) for gr in grads) / beta
         else:
@@ -406,8 +469,9 @@ def _polish_column(X, Dm, Sg, y, beta, cols, x0s, T0, mu0, st, *, max_steps, gto
         # Newton step on the reduced problem, with a ratio test on the rows outside T_j
         st.newton += 1
         b = -np.concatenate(grads)
+        gram = grams.gram(keys, act, Ms) if b.size <= max(n, dense_max) else None
         with _single_thread(min(b.size, n)):
-            dx = _solve_newton(Ms, [act[i].w for i in keys], c, b, dense_max)
+            dx = _solve_newton(Ms, [act[i].w for i in keys], c, b, dense_max, gram)
         off = np.cumsum([0] + [act[i].w.size for i in keys])
         dws = [dx[off[a]:off[a + 1]] for a in range(len(keys))]
         amax, blocking = 1.0, []

@@ -29,10 +29,14 @@ DEFAULT_CONE_WEIGHT = 10.0
 #: iterations between two penalty changes of ``adapt_rho``, and the factor of a change
 ADAPT_EVERY = 100
 CONE_STEP = 5.0
-#: the first iteration at which the polish is tried (then at twice the iteration of the last try)
-POLISH_FROM = 100
+#: the first iteration at which the polish is tried (then at twice the iteration of the last try,
+#: or at POLISH_BACKOFF times it when that try did not improve the certificate at all)
+POLISH_FROM = 200
+POLISH_BACKOFF = 4
 #: the largest n * d at which polish=None tries the polish
 POLISH_MAX_SIZE = 200_000
+#: the polish's budget at iteration k: this many Newton steps per iteration, shared by the C output columns
+POLISH_STEPS = 1.0
 
 
 def solve(
@@ -96,7 +100,7 @@ def solve(
     safeguard : float, default 1.0
         An extrapolated point is kept only if its fixed-point residual is at most this times its base point's (>= 1).
     polish : bool or None, default None
-        At iterations 100, 200, 400, ..., try the active-set Newton polish (``admmnn.polish``) of the iterate, with at most k / (4 C) Newton steps per output column at iteration k, and stop with its point when it certifies ``tol``. None: try it when ``n * d <= 2e5`` (beyond, one Newton step costs hundreds of iterations).
+        At iterations 200, 400, 800, ..., try the active-set Newton polish (``admmnn.polish``) of the iterate, with at most k / C Newton steps per output column (k in all) at iteration k, and stop with its point when it certifies ``tol``; after a try that does not improve the certificate at all, the next waits until 4 k. None: try it when ``n * d <= 2e5`` (beyond, one Newton step costs hundreds of iterations).
     max_time : float or None, default None
         Wall-clock limit in seconds.
     stop : str, default "gap"
@@ -267,9 +271,11 @@ def solve(
         sigma = driver.op.cone_scale
         mu = xp.maximum(-driver.rho * sigma * fx.nu, 0)
         # a budget in Newton steps (not seconds), so that results stay reproducible
-        pr = polish_point(driver.op, Y2, beta, fx.v, u=fx.u, nu_mu=mu, max_steps=max(2, k // (4 * op.C)))
+        pr = polish_point(driver.op, Y2, beta, fx.v, u=fx.u, nu_mu=mu, max_steps=max(2, int(POLISH_STEPS * k / op.C)))
         timer("polish", t)
         loop["polish"].append({"iteration": k, "seconds": time.perf_counter() - t, "rel_gap": float(pr.rel_gap)})
+        if not pr.info.get("improved"):  # the active set is still far off: wait longer for the next try
+            loop["next_polish"] = POLISH_BACKOFF * k
         if not (pr.info.get("improved") and abs(pr.rel_gap) < abs(m["rel_gap"])):
             return None
         u = like(pr.u, X)  # in X's dtype: score the point returned, not the float64 one polished

@@ -7,7 +7,7 @@ from admmnn.operators import Operators
 from admmnn.polish import _solve_newton, polish
 from oracle import cvxpy_optimum, small_problem
 
-# ADMM iterations before the polish: the library's defaults leave these iterates
+# ADMM iterations before the polish (solve's own polish off): the library's defaults leave these iterates
 # rough (relative gaps 1e-2 .. 6e-1 and cone violations up to 7e-2 at 300)
 ITERS = {"binary": 300, "multiclass": 300, "regression": 300, "correlated": 300}
 
@@ -17,7 +17,7 @@ def polished(request):
     kind = request.param
     X, Y, D, beta = small_problem(kind)
     p_star, _ = cvxpy_optimum(X, Y, D, beta)
-    res = admmnn.solve(X, Y, D, beta, max_iter=ITERS[kind], tol=1e-12)
+    res = admmnn.solve(X, Y, D, beta, max_iter=ITERS[kind], tol=1e-12, polish=False)  # ADMM's own iterate
     st = res.state
     op = Operators(X, D, Y.reshape(len(Y), -1).shape[1], cone_scale=0.5)  # any cone_scale: polish unscales it
     mu = np.maximum(-res.rho * np.asarray(st.nu), 0)
@@ -78,3 +78,37 @@ def test_polish_keeps_input_when_it_cannot_improve():
     pr = polish(op, Y, beta, u, u, None, max_steps=0)
     assert not pr.info["improved"]
     assert np.array_equal(pr.u, u)
+
+
+def test_polish_reaches_the_clarabel_optimum_on_another_correlated_draw():
+    """Correlated features (rank-3 latent factors, small beta) with a seed the other tests
+    do not use: from 300 ADMM iterations the polish lands on the interior-point optimum."""
+    X, Y, D, beta = small_problem("correlated", seed=1)
+    p_star, _ = cvxpy_optimum(X, Y, D, beta)
+    res = admmnn.solve(X, Y, D, beta, max_iter=300, tol=1e-12, polish=False)
+    op = Operators(X, D, 1)
+    pr = polish(op, Y, beta, res.state.v, res.state.u, np.maximum(-res.rho * np.asarray(res.state.nu), 0))
+    assert pr.info["improved"] and pr.info["kkt"], pr.info
+    assert abs(pr.objective - p_star) <= 1e-6 * abs(p_star)
+    assert pr.dual_bound <= p_star * (1 + 2e-8) + 1e-12
+    assert pr.rel_gap <= 1e-8 and pr.cone_violation <= 1e-12
+
+
+def test_solve_adopts_a_polished_point_only_when_it_certifies_tol():
+    """``solve`` tries the polish at iterations 100, 200, 400; the point it returns is the
+    polished one only when its float64 certificate meets tol. Asked for a gap below what the
+    polish certifies, solve keeps ADMM's own iterate (and its certificate) instead."""
+    X, Y, D, beta = small_problem("binary")
+    kw = dict(max_iter=410, polish=True)
+    loose = admmnn.solve(X, Y, D, beta, tol=1e-6, **kw)
+    assert loose.info["polished"] and loose.status == "optimal", loose.info
+    assert abs(loose.rel_gap) <= 1e-6 and loose.history["cone_violation"][-1] <= 1e-6
+    attempt = loose.info["polish_attempts"][-1]
+    assert loose.n_iter == attempt["iteration"] and abs(attempt["rel_gap"]) <= 1e-6
+    # a tol the polished certificate cannot meet: the attempt is recorded, its point refused
+    strict = admmnn.solve(X, Y, D, beta, tol=abs(attempt["rel_gap"]) / 10, **kw)
+    assert strict.info["polish_attempts"] and not strict.info["polished"]
+    assert strict.status == "max_iter" and strict.n_iter == 410
+    assert strict.objective == strict.history["objective"][-1]
+    assert strict.dual_bound == strict.history["dual_bound"][-1]
+    assert abs(strict.rel_gap) > abs(loose.rel_gap)
