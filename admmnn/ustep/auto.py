@@ -7,13 +7,16 @@ solver with the seconds (precompute included) to a certified relative gap of
 1e-2 and 1e-3, the gap reached within the time cap, and the seconds per
 iteration.
 
-``choose`` takes the measured shape nearest to the problem's (distance in
-``log n``, ``log d`` and ``log(P C)``), drops the solvers whose memory does not
-fit in the budget, and ranks the rest by what the table measured there: time to
+``choose`` drops the solvers whose memory does not fit in the budget, takes the
+measured shape nearest to the problem's (distance in ``log n``, ``log d`` and
+``log(P C)``) among those where one of the rest certified a gap of 1e-2 within
+the cap, and ranks them by what the table measured there: time to
 gap 1e-3, then time to gap 1e-2, then the gap reached within the cap, then the
 seconds per iteration (where no solver certified anything). It picks
 the first, so it never picks a solver that the table shows slower than another
-one that fits. The returned ``Choice`` says what it picked and why; ``solve``
+one that fits. Where no solver that fits certified 1e-2 anywhere in the table (a
+shorter cap than the problem needs says nothing), it takes the first that fits
+of ``PREFERENCE``. The returned ``Choice`` says what it picked and why; ``solve``
 stores it in ``result.info["auto"]``.
 """
 from __future__ import annotations
@@ -30,6 +33,9 @@ from .exact import exact_bytes
 TABLE = os.path.join(os.path.dirname(__file__), "crossover.csv")
 #: solvers that keep a Nyström sketch of (2 d P C, rank) numbers, and their largest default rank
 _SKETCH_RANK = {"pcg-nystrom": 200, "pcg-nystrom-block": 200, "rbcd-nystrom": 100}
+#: the order taken where the table has no measurement that tells (the block-preconditioned
+#: Nyström PCG certified where the other matrix-free solvers stalled)
+PREFERENCE = ("exact", "pcg-nystrom-block", "pcg-nystrom", "pcg-jacobi", "cg", "rbcd-nystrom", "rbcd")
 
 
 class Row(NamedTuple):
@@ -114,18 +120,20 @@ def choose(n: int, d: int, P: int, C: int, itemsize: int, budget: int, installed
         raise MemoryError(f"no u-step solver fits in {budget / 2**30:.2f} GiB (exact needs "
                           f"{need / 2**30:.1f} GiB{why})")
     note = f"; {', '.join(excluded)} excluded by the memory budget of {budget / 2**30:.2f} GiB" if excluded else ""
-    shapes = sorted({r[:4] for r in rows if r.solver in fits}, key=lambda s: _distance(s, n, d, P * C))
+    # the measured shapes where a solver that fits certified at least 1e-2 within the cap
+    shapes = sorted({r[:4] for r in rows if r.solver in fits and math.isfinite(r.to_gap_2)},
+                    key=lambda s: _distance(s, n, d, P * C))
     if not shapes:
-        pick = "exact" if "exact" in fits else fits[0]
-        return Choice(pick, None, (pick,), excluded, "no crossover table: the exact solver if it fits" + note)
+        pick = next(s for s in PREFERENCE + tuple(fits) if s in fits)
+        why = "no crossover table" if not rows else "no solver that fits certified 1e-2 anywhere in the crossover table"
+        return Choice(pick, None, (pick,), excluded, f"{why}: the first of {PREFERENCE} that fits" + note)
     shape = shapes[0]
     here = sorted((r for r in rows if r[:4] == shape and r.solver in fits), key=Row.key)
     best = here[0]
     what = (f"{best.to_gap_3:.3g} s to gap 1e-3" if math.isfinite(best.to_gap_3) else
-            f"{best.to_gap_2:.3g} s to gap 1e-2" if math.isfinite(best.to_gap_2) else
-            f"gap {best.final_gap:.2g} within the time cap")
-    reason = (f"fastest at the nearest measured shape n={shape[0]}, d={shape[1]}, P={shape[2]}, C={shape[3]} "
-              f"({what})" + note)
+            f"{best.to_gap_2:.3g} s to gap 1e-2")
+    reason = (f"fastest at the nearest measured shape where a solver certified 1e-2: n={shape[0]}, d={shape[1]}, "
+              f"P={shape[2]}, C={shape[3]} ({what})" + note)
     return Choice(best.solver, shape, tuple(r.solver for r in here), excluded, reason)
 
 

@@ -68,3 +68,13 @@ def test_solve_reports_what_auto_chose_and_why():
     small = admmnn.memory.iterate_bytes(60, 6, 8) + auto.solver_bytes("exact", 60, 6, 8) - 1
     res = admmnn.solve(X, y, D, 1e-2, solver="auto", max_iter=20, memory_budget=small)
     assert res.solver != "exact" and "exact" in res.info["auto"]["excluded"]
+
+
+def test_uninformative_table_falls_back_to_the_preference_order():
+    # no solver that fits certified 1e-2 anywhere: the measured seconds per iteration say nothing
+    table = rows((LARGE, "cg", INF, INF, 1.0), (LARGE, "pcg-jacobi", INF, INF, 1.0),
+                 (SMALL, "exact", 0.5, 1.0, 1e-4))
+    need = auto.solver_bytes("exact", 15000, 700, 80)
+    c = auto.choose(15000, 700, 40, 1, 8, need - 1, INSTALLED, table)
+    assert c.solver == next(s for s in auto.PREFERENCE if s in ("cg", "pcg-jacobi"))
+    assert c.shape is None and "certified 1e-2" in c.reason and "memory budget" in c.reason
