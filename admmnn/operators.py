@@ -24,7 +24,7 @@ The certificate's cone violation uses the unscaled signs (``signed``).
 """
 from __future__ import annotations
 
-from ._backend import device_of, namespace, pytree
+from ._backend import device_of, is_traced, namespace, pytree
 
 
 @pytree("X", "D", "_S", "_D", "_gram", "cone_scale")  # cone_scale traced: a new weight does not recompile
@@ -114,7 +114,10 @@ class Operators:
     def gram(self):
         """The block ``sigma^2 X^T X`` (d, d) of ``G^T G``, computed once and cached."""
         if self._gram is None:
-            self._gram = self._scaled(self._scaled(self.X.T @ self.X))
+            g = self._scaled(self._scaled(self.X.T @ self.X))
+            if is_traced(g):  # a value of one JAX trace must not outlive it (compute it before compiling)
+                return g
+            self._gram = g
         return self._gram
 
     def with_cone_scale(self, cone_scale: float) -> "Operators":

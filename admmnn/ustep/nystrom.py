@@ -70,15 +70,18 @@ def nystrom_eig(Q, Y, rank=None):
 
     def cond(c):
         L, _, _, tries = c
-        return ~xp.all(xp.isfinite(L)) & (tries < 8)
+        return ~xp.all(xp.isfinite(L)) & (tries < 9)
 
-    def body(c):
+    def body(c):  # the first pass factors Y + nu Q; each later one shifts by 10x more first
         _, Ynu, nu, tries = c
-        Ynu = Ynu + 9 * nu * Q
-        return core(Ynu), Ynu, 10 * nu, tries + 1
+        again = tries > 0
+        Ynu = xp.where(again, Ynu + 9 * nu * Q, Ynu)
+        nu = xp.where(again, 10 * nu, nu)
+        return core(Ynu), Ynu, nu, tries + 1
 
     Ynu = Y + nu * Q
-    L, Ynu, nu, _ = while_loop(cond, body, (core(Ynu), Ynu, nu, 0), Y)
+    nan = xp.full((R, R), float("nan"), dtype=Y.dtype, device=device_of(Y))
+    L, Ynu, nu, _ = while_loop(cond, body, (nan, Ynu, nu, 0), Y)
     B = solve_triangular(L, Ynu.T, lower=True).T
     U, s = thin_svd(B)
     return U, xp.maximum(s * s - nu, 0)
@@ -211,8 +214,9 @@ class NystromPreconditioner:
             raise ValueError(f"base must be 'identity' or 'block', got {base!r}")
         self.base = base
         self.Bis = None
+        XtX = op.gram()  # cached on op before op enters the compiled sketch
         if base == "block":  # (I + X^T X)^{-1/2}
-            ev, V = eigh(op.gram())
+            ev, V = eigh(XtX)
             self.Bis = (V * (1 + xp.maximum(ev, 0)) ** -0.5) @ V.T
         self.mu = float(mu)
         self.cache_size = int(cache_size)
