@@ -74,10 +74,9 @@ def nystrom_eig(Q, Y, rank=None):
 
     def body(c):  # the first pass factors Y + nu Q; each later one shifts by 10x more first
         _, Ynu, nu, tries = c
-        again = tries > 0
-        Ynu = xp.where(again, Ynu + 9 * nu * Q, Ynu)
-        nu = xp.where(again, 10 * nu, nu)
-        return core(Ynu), Ynu, nu, tries + 1
+        grow = 9.0 * (tries > 0)
+        Ynu = Ynu + grow * nu * Q
+        return core(Ynu), Ynu, nu + grow * nu, tries + 1
 
     Ynu = Y + nu * Q
     nan = xp.full((R, R), float("nan"), dtype=Y.dtype, device=device_of(Y))
