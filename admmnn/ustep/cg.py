@@ -66,7 +66,8 @@ def pcg(xp, matvec, precond, b, x0, tol, max_iter: int, min_iter: int = 0):
 
     def cond(carry):
         st, it = carry
-        return ((st.rr > target) | (it < min_iter)) & (it < max_iter) & (st.rr > 0) & (bb > 0)
+        # rz <= 0: a preconditioner that rounding made indefinite (float32); stop before dividing by it
+        return ((st.rr > target) | (it < min_iter)) & (it < max_iter) & (st.rr > 0) & (st.rz > 0) & (bb > 0)
 
     def body(carry):
         st, it = carry
