@@ -165,6 +165,8 @@ def cho_factor_shifted(m, shift: float):
 
         a = m.copy()
         a.flat[:: n + 1] += shift
+        if n > _SYRK_MAX_N:
+            return _blocked_cholesky(a)
         # a is symmetric, so a.T (Fortran-ordered, no copy) is the same matrix and
         # LAPACK factors it in place
         return scipy.linalg.cho_factor(a.T, lower=True, overwrite_a=True, check_finite=False)[0]
@@ -181,6 +183,28 @@ def cho_factor_shifted(m, shift: float):
     if not bool(xp.all(xp.isfinite(L[-1, -1]))):
         raise np.linalg.LinAlgError("matrix not positive definite (Cholesky returned NaN)")
     return L
+
+
+def _blocked_cholesky(a, block: int = _SYRK_BLOCK):
+    """In-place lower Cholesky factor of the symmetric NumPy array ``a`` by blocks
+    (right-looking): LAPACK potrf on each diagonal block, a triangular solve for
+    the panel below it, and the trailing lower triangle updated by row blocks of
+    GEMMs. The same flops as one potrf; needed because the multithreaded potrf of
+    OpenBLAS 0.3.31 (NumPy 2.4 and SciPy wheels) segfaults at n = 20 000 (its
+    internal SYRK, as in ``syrk``). The upper triangle is left as garbage."""
+    import scipy.linalg
+
+    n = a.shape[0]
+    for k in range(0, n, block):
+        e = min(k + block, n)
+        a[k:e, k:e] = scipy.linalg.cholesky(a[k:e, k:e], lower=True, check_finite=False)
+        if e == n:
+            break
+        a[e:, k:e] = scipy.linalg.solve_triangular(a[k:e, k:e], a[e:, k:e].T, lower=True, check_finite=False).T
+        for i in range(e, n, block):
+            j = min(i + block, n)
+            a[i:j, e:j] -= a[i:j, k:e] @ a[e:j, k:e].T
+    return a
 
 
 def cho_solve(L, b):

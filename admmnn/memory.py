@@ -57,8 +57,10 @@ def iterate_bytes(n: int, d: int, groups: int, itemsize: int = 8) -> int:
     return 2 * itemsize * 3 * (n + d) * groups
 
 
-def resolve_solver(solver: str, n: int, d: int, groups: int, itemsize: int, memory_budget=None, ref=None) -> str:
-    """The u-step solver to build, after checking that it fits (see module doc)."""
+def resolve_solver(solver: str, n: int, d: int, groups: int, itemsize: int, memory_budget=None, ref=None,
+                   outputs: int = 1) -> ustep.auto.Choice:
+    """The u-step solver to build, after checking that it fits (see module doc), as
+    an ``auto.Choice`` that says why (``groups`` = 2 P C, ``outputs`` = C)."""
     check_positive("memory_budget", memory_budget, allow_none=True)
     free, where = free_bytes(ref)
     limit, what = (free, where) if memory_budget is None else (int(memory_budget), "allowed by memory_budget")
@@ -72,7 +74,7 @@ def resolve_solver(solver: str, n: int, d: int, groups: int, itemsize: int, memo
     if solver == "auto":
         budget = (free // 2 if memory_budget is None else int(memory_budget)) - it
         try:
-            return ustep.choose_solver(n, d, itemsize, budget)
+            return ustep.auto.choose(n, d, groups // (2 * outputs), outputs, itemsize, budget, list(ustep.SOLVERS))
         except MemoryError as exc:
             raise InsufficientMemoryError(f"solver='auto': {exc}") from None
     if solver == "exact":
@@ -85,4 +87,4 @@ def resolve_solver(solver: str, n: int, d: int, groups: int, itemsize: int, memo
                 "(which picks a matrix-free solver when the factor does not fit), fewer samples, float32 "
                 "(half the bytes), or a larger memory_budget= if you know it fits."
             )
-    return solver
+    return ustep.auto.Choice(solver, None, (solver,), (), "requested")

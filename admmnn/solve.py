@@ -73,7 +73,7 @@ def solve(
     Y : (n,) or (n, C) targets.
     D : (n, P) 0/1 activation patterns.
     beta : group-lasso weight (> 0).
-    solver : u-step solver: "exact" (Woodbury), a matrix-free one, or "auto" (exact when its n x n factor fits in ``memory_budget`` bytes, an option defaulting to half the available memory).
+    solver : u-step solver: "exact" (Woodbury), a matrix-free one, or "auto" (the fastest solver in the measured crossover table ``admmnn/ustep/crossover.csv`` at the nearest shape, among those that fit in ``memory_budget`` bytes, an option defaulting to half the available memory; ``info["auto"]`` says which and why).
     rho : penalty of the constraint u = v; default ``default_penalty(X, Y, beta)`` (scales with beta and the data, also with a warm start).
     max_iter : iteration limit.
     tol : stop when the certified relative gap ``gap / objective`` and the relative cone violation are both at most tol.
@@ -161,7 +161,9 @@ def solve(
         rho_ratio = default_rho_ratio(X) if rho_ratio is None else rho_ratio
     fp_ratio = rho_ratio = float(rho_ratio)
     itemsize = X.dtype.itemsize if hasattr(X.dtype, "itemsize") else 8
-    solver = memory.resolve_solver(solver, n, X.shape[1], 2 * D.shape[1] * Y2.shape[1], itemsize, memory_budget, X)
+    choice = memory.resolve_solver(solver, n, X.shape[1], 2 * D.shape[1] * Y2.shape[1], itemsize, memory_budget, X,
+                                   outputs=Y2.shape[1])
+    requested, solver = solver, choice.solver
     check_options(SOLVERS[solver], options)
     saved = writer = None
     if checkpoint is not None or resume is not None:
@@ -320,6 +322,8 @@ def solve(
     info.update(driver.accel_counts(loop["point"][0]))
     info.update(rho_ratio=good.cone_scale**2, alpha=float(alpha), anderson=int(anderson),
                 polished=bool(loop.get("polished", False)), polish_attempts=loop["polish"])
+    if requested == "auto":
+        info["auto"] = choice.as_dict()
     return SolveResult(
         v=st.v,
         network=net,

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import admmnn
+from admmnn.ustep import auto
 from admmnn import conditioning
 from admmnn.operators import Operators
 from admmnn.ustep import SOLVERS, JacobiPreconditioner, NystromPreconditioner, apply_A, make_usolver
@@ -177,14 +178,15 @@ def test_rbcd_objective_never_increases(precond):
     assert trace[-1] < trace[0] - 1e-3 * abs(trace[0])
 
 
-def test_auto_chooses_nystrom_when_exact_does_not_fit():
+def test_auto_goes_matrix_free_when_exact_does_not_fit():
     X, Y, D, beta = small_problem("binary")
     n, d = X.shape
-    iterates = admmnn.memory.iterate_bytes(n, d, 2 * D.shape[1])  # fits the iterates, not the factor
+    groups = 2 * D.shape[1]
+    iterates = admmnn.memory.iterate_bytes(n, d, groups)  # fits the iterates, not the factor
     res = admmnn.solve(X, Y, D, beta, solver="auto", memory_budget=iterates + 1, max_iter=20)
-    assert res.solver == "pcg-nystrom"
+    assert res.solver != "exact" and auto.solver_bytes(res.solver, n, d, groups) <= 1
     res = admmnn.solve(X, Y, D, beta, solver="auto", memory_budget=1 << 40, max_iter=20)
-    assert res.solver == "exact"
+    assert res.solver == res.info["auto"]["ranking"][0] and res.info["auto"]["excluded"] == []
 
 
 def test_registry_and_unknown_options():

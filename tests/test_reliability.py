@@ -245,7 +245,9 @@ def test_checkpoint_argument_checks(tmp_path):
 def test_memory_guard_auto_picks_matrix_free():
     assert run(10, solver="auto").solver == "exact"
     budget = admmnn.memory.iterate_bytes(60, 6, 12) + ustep.exact_bytes(60, 6) - 1
-    assert run(10, solver="auto", memory_budget=budget).solver == "pcg-nystrom"
+    res = run(10, solver="auto", memory_budget=budget)
+    assert res.solver != "exact" and res.solver == res.info["auto"]["solver"]
+    assert "exact" in res.info["auto"]["excluded"] and "memory budget" in res.info["auto"]["reason"]
     assert run(10, solver="auto", memory_budget=budget + 1).solver == "exact"
 
 
@@ -408,4 +410,4 @@ def test_memory_guard_reads_gpu_memory_for_cuda_arrays(monkeypatch):
     assert admmnn.memory.free_bytes(CudaArray()) == (50_000, "free on cuda:0") and asked == ["cuda:0"]
     with pytest.raises(InsufficientMemoryError, match="only 48.83 KiB are free on cuda:0"):
         admmnn.memory.resolve_solver("exact", 60, 6, 12, 8, None, CudaArray())
-    assert admmnn.memory.resolve_solver("exact", 10, 6, 12, 8, None, CudaArray()) == "exact"
+    assert admmnn.memory.resolve_solver("exact", 10, 6, 12, 8, None, CudaArray()).solver == "exact"

@@ -1,6 +1,7 @@
 """u-step solvers behind one protocol (see ``base.USolver``)."""
 from __future__ import annotations
 
+from . import auto
 from .base import USolver, apply_A, apply_H_batch
 from .cg import CGSolver, JacobiCGSolver, JacobiPreconditioner
 from .exact import ExactSolver, exact_bytes
@@ -30,19 +31,12 @@ def available_memory() -> int:
     return 4 << 30
 
 
-def choose_solver(n: int, d: int, itemsize: int = 8, memory_budget: int | None = None) -> str:
-    """"exact" when its n x n factor fits in ``memory_budget`` bytes (default half
-    the available memory), else the best matrix-free solver installed."""
+def choose_solver(n: int, d: int, itemsize: int = 8, memory_budget: int | None = None, P: int = 10, C: int = 1) -> str:
+    """The solver ``solver="auto"`` picks for an (n, d) problem with P patterns and
+    C outputs: the fastest in the measured crossover table (see ``auto``) among
+    those that fit in ``memory_budget`` bytes (default half the available memory)."""
     budget = available_memory() // 2 if memory_budget is None else memory_budget
-    if exact_bytes(n, d, itemsize) <= budget:
-        return "exact"
-    for name in ("pcg-nystrom", "pcg-jacobi", "cg"):
-        if name in SOLVERS:
-            return name
-    raise MemoryError(
-        f"the exact solver needs about {exact_bytes(n, d, itemsize) / 2**30:.1f} GiB "
-        f"but the budget is {budget / 2**30:.1f} GiB, and no matrix-free solver is installed"
-    )
+    return auto.choose(n, d, P, C, itemsize, budget, list(SOLVERS)).solver
 
 
 def make_usolver(name: str, op, rho: float, **options) -> USolver:
