@@ -62,7 +62,7 @@ def make_problem(n=2000, d=784, P=20, factors=30, beta=1e-3, seed=0):
 
     rng = np.random.default_rng(seed)
     Z = rng.standard_normal((n, factors))
-    X = Z @ rng.standard_normal((factors, d)) + 0.3 * rng.standard_normal((n, d))
+    X = Z @ rng.standard_normal((factors, d)) + rng.standard_normal((n, d))
     X = np.c_[(X - X.mean(0)) / X.std(0), np.ones(n)]
     y = np.sign(np.maximum(X @ rng.standard_normal((d + 1, 8)), 0) @ rng.standard_normal(8) + 1e-12)
     D, _ = admmnn.gaussian_patterns(X, P, seed=seed)
