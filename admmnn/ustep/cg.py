@@ -12,7 +12,8 @@ The loop is a pure step function on an explicit ``CGState`` run by
 ``lax.while_loop`` (compiled once per problem shape; rho, the preconditioner's
 arrays and the tolerance are traced, so neither a new rho nor a new k
 recompiles), and the iteration count and final residual stay on the device
-until ``info`` is read.
+until ``info`` is read. ``step`` returns them as its diagnostics, so the driver
+compiles the whole ADMM iteration around the solve (``jittable``).
 """
 from __future__ import annotations
 
