@@ -387,6 +387,52 @@ def is_traced(x) -> bool:
     return isinstance(x, jax.core.Tracer)
 
 
+def host_memory_available() -> int:
+    """Bytes of host memory currently available (``MemAvailable``; a guess of 4 GiB if unknown)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 << 30
+
+
+def free_memory(ref=None) -> tuple[int, str]:
+    """Free bytes where array ``ref`` lives, and a name for that place: the GPU for
+    CUDA torch (``torch.cuda.mem_get_info``) or accelerator JAX arrays (the device's
+    ``memory_stats``), the host otherwise."""
+    if ref is not None and is_torch_array(ref) and ref.is_cuda:
+        import torch
+
+        return int(torch.cuda.mem_get_info(ref.device)[0]), f"free on {ref.device}"
+    if ref is not None and is_jax_array(ref):
+        try:
+            dev = next(iter(ref.devices()))
+            stats = dev.memory_stats() if dev.platform != "cpu" else None
+        except Exception:  # pragma: no cover - depends on the JAX build
+            stats = None
+        if stats and "bytes_limit" in stats:
+            return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0)), f"free on {dev}"
+    return host_memory_available(), "of host memory available"
+
+
+def is_gpu(backend: str, device) -> bool:
+    """Whether ``device`` (a torch or JAX device or its name, None for the default)
+    of ``backend`` is a GPU."""
+    if device is None:
+        return False
+    if backend == "torch":
+        import torch
+
+        return torch.device(device).type == "cuda"
+    if backend == "jax":
+        platform = getattr(device, "platform", None)
+        return (platform if platform is not None else str(device).split(":")[0]) in ("gpu", "cuda", "rocm")
+    return False
+
+
 def synchronize(x) -> None:
     """Wait until the device that holds ``x`` has finished queued work."""
     if is_torch_array(x) and x.is_cuda:
@@ -460,11 +506,6 @@ def cholesky_or_nan(a):
         L, info = torch.linalg.cholesky_ex(a)
         return torch.where(info == 0, L, torch.full_like(L, float("nan")))  # no host read
     return array_namespace(a).linalg.cholesky(a)
-
-
-def eps_of(x) -> float:
-    """Machine epsilon of the floating dtype of ``x``."""
-    return float(np.finfo(dtype_name(x)).eps)
 
 
 def thin_svd(a):

@@ -1,6 +1,6 @@
 """The ADMM iteration of Bai, Gautam & Sojoudi (2022), Algorithm 1.
 
-Splitting (DESIGN §1):  min 0.5||F u - Y||^2 + beta ||v||_{2,1} + I_{>=0}(s)
+Splitting:              min 0.5||F u - Y||^2 + beta ||v||_{2,1} + I_{>=0}(s)
                         s.t.  u = v,  G u = s,
 with scaled duals ``lam`` (for u = v) and ``nu`` (for G u = s):
 

@@ -1,4 +1,4 @@
-"""Primal objective and a certified dual lower bound (DESIGN §8).
+"""Primal objective and a certified dual lower bound of the convex program in sum form.
 
 Primal (sum form, one group per pattern, sign and output column):
 

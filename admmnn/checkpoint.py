@@ -36,8 +36,9 @@ import numpy as np
 from ._backend import dtype_name, like, to_numpy
 from .admm import ADMMState
 from .anderson import AndersonState
-from .driver import Checked
-from .io import ModelFileError, _plain, read_npz, write_npz
+from .driver import Checked, Point
+from .io import ModelFileError, json_value, read_npz, write_npz
+from .validation import check_positive
 
 
 class CheckpointMismatchError(ModelFileError):
@@ -56,7 +57,7 @@ def fingerprint(X, Y, D, **options) -> dict:
     opts = {}
     for key, val in sorted(options.items()):
         try:
-            opts[key] = _plain(val, key)
+            opts[key] = json_value(val, key)
         except TypeError:
             opts[key] = repr(val)
     return {"X": _digest(X), "Y": _digest(Y), "D": _digest(D), "dtype": dtype_name(X), "options": opts}
@@ -64,8 +65,6 @@ def fingerprint(X, Y, D, **options) -> dict:
 
 def check_args(checkpoint, checkpoint_every, resume, warm_start):
     """Validate the checkpoint arguments of ``solve``."""
-    from .validation import check_positive
-
     for name, value in (("checkpoint", checkpoint), ("resume", resume)):
         if value is not None and not isinstance(value, (str, os.PathLike)):
             raise TypeError(f"{name} must be a file path (str or os.PathLike), got {type(value).__name__}")
@@ -78,6 +77,16 @@ def check_args(checkpoint, checkpoint_every, resume, warm_start):
             raise ValueError(f"checkpoint: the folder {folder!r} does not exist")
 
 
+class Position(NamedTuple):
+    """Where the loop stands: the point the next iteration starts from, with the
+    penalty, iteration count and cone weight it was built with."""
+
+    point: Point
+    rho: float
+    k: int
+    cone_scale: float
+
+
 class Saved(NamedTuple):
     """A checkpoint read back: what the loop needs to go on."""
 
@@ -86,7 +95,7 @@ class Saved(NamedTuple):
     rho: float
     cone_scale: float
     k: int
-    good: tuple  # a driver.Checked: (state, metrics, k, rho)
+    good: Checked
     monitor: dict
     history: dict  # key -> list
     timings: dict
@@ -114,9 +123,9 @@ class Checkpointer:
     def due(self, k: int) -> bool:
         return k - self.last_k >= self.every
 
-    def write(self, point, good, history, monitor, timings, schedule=None) -> None:
-        """``point``: (driver.Point, rho, k, cone_scale); ``good``: a driver.Checked."""
-        pt, rho, k, cone_scale = point
+    def write(self, pos: Position, good: Checked, history, monitor, timings, schedule=None) -> None:
+        """Write ``pos`` (where the loop stands) and ``good`` (the last checked iterate)."""
+        pt, rho, k, cone_scale = pos
         st = pt.x
         gst, gm, gk, grho, gscale = good
         arrays = {f"state/{f}": getattr(st, f) for f in ADMMState._fields}

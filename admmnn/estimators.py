@@ -1,49 +1,25 @@
 """scikit-learn style estimators: ConvexReLUClassifier and ConvexReLURegressor."""
 from __future__ import annotations
 
-import inspect
 import warnings
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
+from sklearn.utils.validation import check_is_fitted
 
-from ._backend import asarray, backend_of, device_of, like, namespace, to_numpy
+from . import io, targets
+from ._backend import asarray, backend_of, device_of, is_gpu, like, namespace, to_numpy
 from .network import ReLUNetwork
-from . import io
 from .patterns import PATTERN_KINDS, sample_patterns
+from .result import SolveResult, Status
 from .solve import solve
 from .ustep import SOLVERS
-from .validation import (DataConversionWarning, NotFittedError, as_array, check_backend, check_bool, check_choice, check_n,
-                         check_positive, check_random_state, warn_constant_features)
+from .validation import (as_array, check_backend, check_bool, check_choice, check_n, check_positive, check_random_state,
+                         warn_constant_features)
 
 #: solve arguments the estimators set themselves (not allowed in ``solve_options``)
 _OWN = ("X", "Y", "D", "beta", "solver", "rho", "max_iter", "tol", "check_every", "max_time", "verbose", "warm_start")
-
-try:  # integrate with scikit-learn when it is installed (it is not required)
-    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-except ImportError:  # pragma: no cover - exercised only without scikit-learn
-
-    class BaseEstimator:
-        @classmethod
-        def _get_param_names(cls):
-            sig = inspect.signature(cls.__init__)
-            return sorted(p for p in sig.parameters if p != "self")
-
-        def get_params(self, deep=True):
-            return {k: getattr(self, k) for k in self._get_param_names()}
-
-        def set_params(self, **params):
-            for key, value in params.items():
-                if key not in self._get_param_names():
-                    raise ValueError(f"invalid parameter {key!r} for {type(self).__name__}")
-                setattr(self, key, value)
-            return self
-
-    class ClassifierMixin:
-        _estimator_type = "classifier"
-
-    class RegressorMixin:
-        _estimator_type = "regressor"
-
 
 class _ConvexReLUBase(BaseEstimator):
     """Shared fitting logic: validate, add a bias column, sample patterns, solve.
@@ -126,8 +102,7 @@ class _ConvexReLUBase(BaseEstimator):
         """(backend, dtype) to compute in: the estimator's settings, else those of
         the input ``X``; float32 is the default on a GPU, float64 elsewhere."""
         backend = self.backend or backend_of(X)
-        on_gpu = any(kind in str(self.device) for kind in ("cuda", "gpu"))
-        return backend, self.dtype or ("float32" if on_gpu else "float64")
+        return backend, self.dtype or ("float32" if is_gpu(backend, self.device) else "float64")
 
     def _design(self, X, fitting: bool):
         """Validated X on the estimator's backend, with the bias column appended."""
@@ -135,7 +110,7 @@ class _ConvexReLUBase(BaseEstimator):
         if fitting:
             self.backend_, self.dtype_ = self._compute(X)
             if X.shape[0] < 2:
-                raise ValueError(f"X has 1 sample (n_samples=1); at least 2 are needed to fit")
+                raise ValueError("X has 1 sample (n_samples=1); at least 2 are needed to fit")
             warn_constant_features(X)
         elif X.shape[1] != self.n_features_in_:
             raise ValueError(
@@ -181,12 +156,16 @@ class _ConvexReLUBase(BaseEstimator):
         self.n_iter_ = self.result_.n_iter
         net = self.result_.network
         self.network_ = ReLUNetwork(net.W1[:-1, :], net.W2, net.W1[-1, :]) if self.bias else net
+        if result.status in (Status.MAX_ITER, Status.TIME_LIMIT):
+            warnings.warn(
+                f"{type(self).__name__} stopped at {result.status} after {result.n_iter} iterations with a certified "
+                f"relative gap of {result.rel_gap:.2e}, short of tol = {self.tol:g}; increase max_iter or max_time",
+                ConvergenceWarning, stacklevel=3)
         return self
 
     def _output(self, X):
         """Network output (n, C), in the backend of the input ``X``."""
-        if not hasattr(self, "network_"):
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit first")
+        check_is_fitted(self, "network_", msg="this %(name)s is not fitted yet; call fit first")
         X = as_array(X, "X")
         if X.shape[1] != self.n_features_in_:
             raise ValueError(
@@ -207,13 +186,56 @@ class _ConvexReLUBase(BaseEstimator):
         """Load an estimator saved by ``save``, on ``backend`` (default: the one it was fitted on)."""
         return io.load(path, backend=backend, device=device, kinds=[cls.__name__])
 
+    def _file_parts(self) -> tuple[dict, dict]:
+        """(arrays, meta) for ``admmnn.io.write_npz``: parameters, fitted attributes,
+        network, patterns and the ``SolveResult`` (under ``result/``)."""
+        check_is_fitted(self, "network_", msg="this %(name)s is not fitted yet; only fitted estimators can be saved")
+        params = {}
+        for key, val in self.get_params(deep=False).items():
+            if key == "device" and val is not None and not isinstance(val, str):
+                val = str(val)
+            params[key] = io.json_value(val, key)
+        arrays, result_meta = self.result_.to_arrays(prefix="result/")
+        net = self.network_
+        arrays.update({"network/W1": net.W1, "network/W2": net.W2, "patterns": self.patterns_})
+        if net.b1 is not None:
+            arrays["network/b1"] = net.b1
+        if hasattr(self, "classes_"):
+            arrays["classes"] = _labels_array(self.classes_)
+        meta = {"kind": type(self).__name__, "result": result_meta, "params": params,
+                "fitted": {key: io.json_value(getattr(self, key), key) for key in _FITTED if hasattr(self, key)}}
+        return arrays, meta
+
+    @classmethod
+    def _from_file(cls, arrays: dict, meta: dict, backend=None, device=None):
+        """The inverse of ``_file_parts``, on ``backend`` (default: the fitted one)."""
+        params = dict(meta["params"])
+        unknown = set(params) - set(cls._get_param_names())
+        if unknown:
+            raise io.ModelFileError(f"the file sets parameters {sorted(unknown)} that {cls.__name__} does not have")
+        if backend is not None:
+            params["backend"], params["device"] = backend, device
+        est = cls(**params)
+        est._check_params()
+        for key, val in meta.get("fitted", {}).items():
+            if key in _FITTED:
+                setattr(est, key, val)
+        if backend is not None:
+            est.backend_ = backend
+        b, dev, dt = est.backend_, est.device, est.dtype_
+        if "classes" in arrays:
+            est.classes_ = arrays["classes"]
+        est.patterns_ = np.asarray(arrays["patterns"])
+        b1 = arrays.get("network/b1")
+        est.network_ = ReLUNetwork(asarray(arrays["network/W1"], b, dt, dev), asarray(arrays["network/W2"], b, dt, dev),
+                                   None if b1 is None else asarray(b1, b, dt, dev))
+        est.result_ = SolveResult.from_arrays(arrays, meta["result"], b, dev, prefix="result/")
+        return est
+
     @property
     def n_neurons_(self) -> int:
         """Number of active hidden neurons of the recovered network."""
         return self.network_.width
-
-    def _more_tags(self):
-        return {"poor_score": True}
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -240,13 +262,19 @@ def _labels(y, n):
     return y
 
 
-def _unique(y):
-    """``np.unique(y, return_inverse=True)`` with a clear error for mixed label types."""
-    try:
-        return np.unique(y, return_inverse=True)
-    except TypeError:
-        kinds = sorted({type(v).__name__ for v in y})
-        raise TypeError(f"y mixes labels of types that cannot be compared ({kinds}); use labels of one type") from None
+#: fitted attributes a saved estimator records (besides arrays)
+_FITTED = ("n_features_in_", "n_iter_", "_y_1d", "backend_", "dtype_")
+
+
+def _labels_array(classes) -> np.ndarray:
+    """``classes_`` as a NumPy array that can be saved without pickle."""
+    a = np.asarray(classes)
+    if a.dtype.hasobject:
+        plain = np.asarray(a.tolist())
+        if plain.dtype.hasobject or plain.shape != a.shape or plain.tolist() != a.tolist():
+            raise TypeError("classes_ holds labels of mixed or object types; they cannot be saved without pickle")
+        a = plain
+    return a
 
 
 def _weights(sample_weight, n):
@@ -282,13 +310,10 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
         """Fit on X (n, d) and labels y (n,)."""
         X = as_array(X, "X")
         y = _class_labels(y, X.shape[0])
-        classes, idx = _unique(y)
+        classes, _ = targets.unique_labels(y)
         if classes.size < 2:
             raise ValueError(f"y has a single class (1 class: {classes[0]!r}); a classifier needs at least two")
-        if classes.size == 2:
-            T = (2.0 * idx - 1.0)[:, None]
-        else:
-            T = np.eye(classes.size)[idx]
+        T, classes = targets.encode(y, classes)
         self._fit_targets(X, T)
         self.classes_ = classes
         return self
@@ -301,22 +326,20 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
     def predict(self, X):
         """Predicted labels (n,), of the type seen in fit (in the backend of X
         when the labels are numbers and X is a torch or JAX array)."""
-        s = to_numpy(self.decision_function(X))
-        idx = (s > 0).astype(int) if s.ndim == 1 else np.argmax(s, axis=1)
-        labels = self.classes_[idx]
+        labels = targets.decode(to_numpy(self.decision_function(X)), self.classes_)
         if backend_of(X) != "numpy" and labels.dtype.kind in "iuf":
             return asarray(labels, backend_of(X), "float64" if labels.dtype.kind == "f" else None)
         return labels
 
     def score(self, X, y, sample_weight=None):
-        """Mean accuracy. Raises ValueError for labels never seen in fit."""
+        """Mean accuracy (scikit-learn's). Raises ValueError for labels never seen in fit."""
         n = as_array(X, "X").shape[0]
         y = _class_labels(y, n)
-        w = _weights(sample_weight, n)
-        unseen = np.setdiff1d(_unique(y)[0], self.classes_)
+        _weights(sample_weight, n)
+        unseen = np.setdiff1d(targets.unique_labels(y)[0], self.classes_)
         if unseen.size:
             raise ValueError(f"y has labels never seen in fit: {unseen.tolist()[:5]} (classes_ = {self.classes_.tolist()[:10]})")
-        return float(np.average(to_numpy(self.predict(X)) == y, weights=w))
+        return float(super().score(X, y, sample_weight))
 
 
 class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
@@ -343,22 +366,22 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         return out[:, 0] if self._y_1d else out
 
     def score(self, X, y, sample_weight=None):
-        """Coefficient of determination R^2, averaged over outputs (as scikit-learn's)."""
+        """Coefficient of determination R^2 (scikit-learn's), averaged over outputs."""
         X = as_array(X, "X")
         y = as_array(y, "y", ndims=(1, 2))
         check_n(X.shape[0], y, "y")
         y = np.asarray(to_numpy(y), dtype=np.float64)
-        pred = self.predict(X)
+        pred = to_numpy(self.predict(X))
         if y.shape != pred.shape:
             raise ValueError(f"y has shape {y.shape} but the predictions have shape {pred.shape} (as the targets in fit)")
-        w = _weights(sample_weight, X.shape[0])
-        y2, p2 = y.reshape(len(y), -1), pred.reshape(len(y), -1)
-        resid = np.average((y2 - p2) ** 2, axis=0, weights=w)
-        spread = np.average((y2 - np.average(y2, axis=0, weights=w)) ** 2, axis=0, weights=w)
-        r2 = np.where(spread > 0, 1 - resid / np.where(spread > 0, spread, 1), np.where(resid == 0, 1.0, 0.0))
-        return float(np.mean(r2))
+        _weights(sample_weight, X.shape[0])
+        return float(super().score(X, y, sample_weight))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
+
+
+for _cls in (ConvexReLUClassifier, ConvexReLURegressor):
+    io.register(_cls.__name__, _cls._from_file)

@@ -1,10 +1,13 @@
-"""Saving and loading solve results and fitted estimators, without pickle.
+"""The file container of admmnn: named arrays plus JSON metadata, without pickle.
 
 A file is one ``.npz`` archive: plain numeric (or fixed-width string) arrays plus
 one JSON document stored as a string array under ``__meta__``. It is read with
-``np.load(allow_pickle=False)``, so loading a file never runs code from it; the
-only classes it can produce are the few listed in ``_KINDS``, built through
-their ordinary constructors.
+``np.load(allow_pickle=False)``, so loading a file never runs code from it. This
+module knows no admmnn type: ``SolveResult`` (``result.py``), the estimators
+(``estimators.py``) and checkpoints (``checkpoint.py``) turn themselves into
+arrays and metadata and back; ``save``/``load`` dispatch on the ``kind`` recorded
+in the metadata to the readers they ``register``, built through their ordinary
+constructors.
 
 Integrity: the metadata carry a SHA-256 checksum of the metadata and of every
 array (name, dtype, shape and bytes). A file whose checksum does not match, that
@@ -26,8 +29,9 @@ import tempfile
 
 import numpy as np
 
-from ._backend import asarray, backend_of, dtype_name, to_numpy
+from ._backend import to_numpy
 from ._version import __version__
+from .validation import check_backend
 
 FORMAT = "admmnn"
 FORMAT_VERSION = 1
@@ -137,182 +141,65 @@ def read_npz(path, kinds=None) -> tuple[dict, dict]:
 # -- JSON-safe values ---------------------------------------------------------------
 
 
-def _plain(value, name: str):
-    """``value`` as JSON (numbers, strings, bools, None, lists, dicts), or TypeError."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
+def json_value(value, name: str = "value", strict: bool = True):
+    """``value`` as plain JSON: None, bools, ints, floats, strings, lists and dicts
+    with string keys (tuples and NumPy arrays become lists, NumPy scalars numbers,
+    ``str`` subclasses such as ``Status`` plain strings).
+
+    strict : raise ``TypeError`` naming ``name`` for anything else (what a file
+        must reproduce exactly); otherwise such a value becomes its ``str`` and a
+        non-finite float becomes None (diagnostics and result logs).
+    """
+    if value is None or isinstance(value, (bool, np.bool_)):
+        return None if value is None else bool(value)
+    if isinstance(value, str):
+        return str(value)
     if isinstance(value, (int, np.integer)):
         return int(value)
     if isinstance(value, (float, np.floating)):
-        return float(value)
-    if isinstance(value, (list, tuple)):
-        return [_plain(v, name) for v in value]
-    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        return {k: _plain(v, f"{name}[{k!r}]") for k, v in value.items()}
-    raise TypeError(f"{name} = {value!r} cannot be saved (only numbers, strings, lists and dicts can, without pickle)")
+        return float(value) if strict or math.isfinite(value) else None
+    if isinstance(value, (list, tuple)) or (not strict and isinstance(value, np.ndarray)):
+        return [json_value(v, name, strict) for v in value]
+    if isinstance(value, dict) and (not strict or all(isinstance(k, str) for k in value)):
+        return {str(k): json_value(v, f"{name}[{k!r}]", strict) for k, v in value.items()}
+    if strict:
+        raise TypeError(f"{name} = {value!r} cannot be saved (only numbers, strings, lists and dicts can, without pickle)")
+    return str(value)
 
 
-def _loose(d: dict) -> dict:
-    """The JSON-safe entries of a diagnostics dict (others as their repr)."""
+def json_loose(d: dict) -> dict:
+    """The entries of a diagnostics dict as JSON: each that ``json_value`` cannot
+    store exactly becomes its repr."""
     out = {}
     for key, val in d.items():
         try:
-            out[str(key)] = _plain(val, str(key))
+            out[str(key)] = json_value(val, str(key))
         except TypeError:
             out[str(key)] = repr(val)
     return out
 
 
-def _labels_array(classes) -> np.ndarray:
-    a = np.asarray(classes)
-    if a.dtype.hasobject:
-        plain = np.asarray(a.tolist())
-        if plain.dtype.hasobject or plain.shape != a.shape or plain.tolist() != a.tolist():
-            raise TypeError("classes_ holds labels of mixed or object types; they cannot be saved without pickle")
-        a = plain
-    return a
+# -- what save and load know -------------------------------------------------------
+
+_READERS: dict = {}
 
 
-# -- SolveResult ----------------------------------------------------------------------
+def register(kind: str, read) -> None:
+    """Let ``load`` build files of ``kind`` with ``read(arrays, meta, backend, device)``.
 
-
-def _result_parts(res, prefix: str = "") -> tuple[dict, dict]:
-    from .admm import ADMMState
-
-    net = res.network
-    arrays = {f"{prefix}v": res.v, f"{prefix}network/W1": net.W1, f"{prefix}network/W2": net.W2}
-    if net.b1 is not None:
-        arrays[f"{prefix}network/b1"] = net.b1
-    if res.state is not None:
-        for field in ADMMState._fields:
-            arrays[f"{prefix}state/{field}"] = getattr(res.state, field)
-    for key, val in res.history.items():
-        arrays[f"{prefix}history/{key}"] = np.asarray(val)
-    meta = {
-        "objective": float(res.objective),
-        "dual_bound": float(res.dual_bound),
-        "status": res.status,
-        "n_iter": int(res.n_iter),
-        "rho": float(res.rho),
-        "solver": res.solver,
-        "timings": _loose(res.timings),
-        "info": _loose(res.info),
-        "backend": backend_of(res.v),
-        "dtype": dtype_name(res.v),
-    }
-    return arrays, meta
-
-
-def _result_from(arrays: dict, meta: dict, backend: str, device, prefix: str = ""):
-    from .admm import ADMMState
-    from .network import ReLUNetwork
-    from .result import STATUSES, SolveResult
-
-    def get(name):
-        a = arrays.get(prefix + name)
-        return None if a is None else asarray(a, backend, a.dtype.name, device)
-
-    if meta.get("status") not in STATUSES:
-        raise ModelFileError(f"unknown solve status {meta.get('status')!r}")
-    state = None
-    if all(prefix + f"state/{f}" in arrays for f in ADMMState._fields):
-        state = ADMMState(*(get(f"state/{f}") for f in ADMMState._fields))
-    hist = prefix + "history/"
-    return SolveResult(
-        v=get("v"),
-        network=ReLUNetwork(get("network/W1"), get("network/W2"), get("network/b1")),
-        objective=float(meta["objective"]),
-        dual_bound=float(meta["dual_bound"]),
-        status=meta["status"],
-        n_iter=int(meta["n_iter"]),
-        rho=float(meta["rho"]),
-        solver=str(meta["solver"]),
-        history={k[len(hist):]: np.asarray(v) for k, v in arrays.items() if k.startswith(hist)},
-        timings=dict(meta.get("timings", {})),
-        state=state,
-        info=dict(meta.get("info", {})),
-    )
-
-
-# -- estimators -------------------------------------------------------------------------
-
-
-def _estimator_classes() -> dict:
-    from .estimators import ConvexReLUClassifier, ConvexReLURegressor
-
-    return {cls.__name__: cls for cls in (ConvexReLUClassifier, ConvexReLURegressor)}
-
-
-_FITTED = ("n_features_in_", "n_iter_", "_y_1d", "backend_", "dtype_")
-
-
-def _estimator_parts(est) -> tuple[dict, dict]:
-    if not hasattr(est, "network_"):
-        from .validation import NotFittedError
-
-        raise NotFittedError(f"this {type(est).__name__} is not fitted yet; only fitted estimators can be saved")
-    params = {}
-    for key, val in est.get_params(deep=False).items():
-        if key == "device" and val is not None and not isinstance(val, str):
-            val = str(val)
-        params[key] = _plain(val, key)
-    arrays, meta = _result_parts(est.result_, prefix="result/")
-    meta = {"result": meta}
-    net = est.network_
-    arrays.update({"network/W1": net.W1, "network/W2": net.W2, "patterns": est.patterns_})
-    if net.b1 is not None:
-        arrays["network/b1"] = net.b1
-    if hasattr(est, "classes_"):
-        arrays["classes"] = _labels_array(est.classes_)
-    meta["params"] = params
-    meta["fitted"] = {key: _plain(getattr(est, key), key) for key in _FITTED if hasattr(est, key)}
-    return arrays, meta
-
-
-def _estimator_from(cls, arrays: dict, meta: dict, backend, device):
-    from .network import ReLUNetwork
-
-    params = dict(meta["params"])
-    unknown = set(params) - set(cls._get_param_names())
-    if unknown:
-        raise ModelFileError(f"the file sets parameters {sorted(unknown)} that {cls.__name__} does not have")
-    if backend is not None:
-        params["backend"], params["device"] = backend, device
-    est = cls(**params)
-    est._check_params()
-    for key, val in meta.get("fitted", {}).items():
-        if key in _FITTED:
-            setattr(est, key, val)
-    if backend is not None:
-        est.backend_ = backend
-    b, dev, dt = est.backend_, est.device, est.dtype_
-    if "classes" in arrays:
-        est.classes_ = arrays["classes"]
-    est.patterns_ = np.asarray(arrays["patterns"])
-    b1 = arrays.get("network/b1")
-    est.network_ = ReLUNetwork(
-        asarray(arrays["network/W1"], b, dt, dev), asarray(arrays["network/W2"], b, dt, dev),
-        None if b1 is None else asarray(b1, b, dt, dev),
-    )
-    est.result_ = _result_from(arrays, meta["result"], b, dev, prefix="result/")
-    return est
-
-
-# -- public -----------------------------------------------------------------------------
+    A class that ``save`` accepts has a method ``_file_parts() -> (arrays, meta)``
+    whose ``meta["kind"]`` names it; ``result.py`` and ``estimators.py`` register
+    theirs when imported.
+    """
+    _READERS[kind] = read
 
 
 def save(obj, path) -> None:
     """Save a ``SolveResult`` or a fitted estimator to ``path`` (an .npz file, no pickle)."""
-    from .result import SolveResult
-
-    if isinstance(obj, SolveResult):
-        arrays, meta = _result_parts(obj)
-        meta["kind"] = "SolveResult"
-    elif type(obj).__name__ in _estimator_classes() and isinstance(obj, _estimator_classes()[type(obj).__name__]):
-        arrays, meta = _estimator_parts(obj)
-        meta["kind"] = type(obj).__name__
-    else:
+    parts = getattr(obj, "_file_parts", None)
+    if parts is None or type(obj).__name__ not in _READERS:
         raise TypeError(f"save expects a SolveResult or a fitted admmnn estimator, got {type(obj).__name__}")
+    arrays, meta = parts()
     write_npz(path, arrays, meta)
 
 
@@ -323,16 +210,10 @@ def load(path, backend: str | None = None, device=None, kinds=None):
         backend they were saved from); device : where to put them.
     kinds : restrict what may be loaded (class names); anything else is refused.
     """
-    from .validation import check_backend
-
     if backend is not None:
         check_backend(backend)
-    classes = _estimator_classes()
-    allowed = ["SolveResult", *classes] if kinds is None else list(kinds)
-    arrays, meta = read_npz(path, allowed)
+    arrays, meta = read_npz(path, list(_READERS) if kinds is None else list(kinds))
     try:
-        if meta["kind"] == "SolveResult":
-            return _result_from(arrays, meta, backend or meta.get("backend", "numpy"), device)
-        return _estimator_from(classes[meta["kind"]], arrays, meta, backend, device)
+        return _READERS[meta["kind"]](arrays, meta, backend, device)
     except (KeyError, TypeError) as exc:
         raise ModelFileError(f"{os.fspath(path)!r}: incomplete or malformed admmnn file ({type(exc).__name__}: {exc})") from None

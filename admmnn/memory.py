@@ -7,7 +7,7 @@
 * for "exact", the n x n factor (``ustep.exact_bytes``)
 
 with the memory free where the arrays live: the GPU for CUDA torch or JAX arrays
-(``torch.cuda.mem_get_info``, JAX's ``memory_stats``), the host otherwise, or
+(``_backend.free_memory``), the host otherwise, or
 with the ``memory_budget`` option (bytes) when given.
 
 * "auto" picks "exact" when the factor fits in the budget (default: half the
@@ -18,9 +18,8 @@ with the ``memory_budget`` option (bytes) when given.
 """
 from __future__ import annotations
 
-from array_api_compat import is_jax_array, is_torch_array
-
 from . import ustep
+from ._backend import free_memory as free_bytes
 from .validation import check_positive
 
 
@@ -33,23 +32,6 @@ def _size(b: float) -> str:
         if b >= scale:
             return f"{b / scale:.2f} {unit}"
     return f"{int(b)} bytes"
-
-
-def free_bytes(ref=None) -> tuple[int, str]:
-    """Free bytes where ``ref`` lives, and a name for that place."""
-    if ref is not None and is_torch_array(ref) and ref.is_cuda:
-        import torch
-
-        return int(torch.cuda.mem_get_info(ref.device)[0]), f"free on {ref.device}"
-    if ref is not None and is_jax_array(ref):
-        try:
-            dev = next(iter(ref.devices()))
-            stats = dev.memory_stats() if dev.platform != "cpu" else None
-        except Exception:  # pragma: no cover - depends on the JAX build
-            stats = None
-        if stats and "bytes_limit" in stats:
-            return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0)), f"free on {dev}"
-    return int(ustep.available_memory()), "of host memory available"
 
 
 def iterate_bytes(n: int, d: int, groups: int, itemsize: int = 8) -> int:

@@ -1,4 +1,4 @@
-"""Matrix-free operators F, F^T, G, G^T of the convex program (DESIGN §1-2).
+"""Matrix-free operators F, F^T, G, G^T of the convex program (never formed: one GEMM each).
 
 The variable ``u`` stacks 2*P*C groups of ``d`` weights as a (d, 2*P*C) array:
 column ``h*P*C + p*C + c`` holds group (h, p, c), with h = 0 for the positive

@@ -1,4 +1,4 @@
-"""``admmnn.solve``: the functional entry point (DESIGN §8)."""
+"""``admmnn.solve``: the functional entry point; the convex program solved by ADMM, with its certificate."""
 from __future__ import annotations
 
 import math
@@ -69,42 +69,73 @@ def solve(
 
     Parameters
     ----------
-    X : (n, d) array (NumPy, torch or JAX), used as given (add a ones column for a bias).
-    Y : (n,) or (n, C) targets.
-    D : (n, P) 0/1 activation patterns.
-    beta : group-lasso weight (> 0).
-    solver : u-step solver: "exact" (Woodbury), a matrix-free one, or "auto" (the fastest solver in the measured crossover table ``admmnn/ustep/crossover.csv`` at the nearest shape, among those that fit in ``memory_budget`` bytes, an option defaulting to half the available memory; ``info["auto"]`` says which and why).
-    rho : penalty of the constraint u = v; default ``default_penalty(X, Y, beta)`` (scales with beta and the data, also with a warm start).
-    max_iter : iteration limit.
-    tol : stop when the certified relative gap ``gap / objective`` and the relative cone violation are both at most tol.
-    rho_ratio : penalty of the cone constraint G u = s divided by rho; default ``default_rho_ratio(X)``, or the warm start's final ratio; a change needs a new u-step factorisation.
-    alpha : over-relaxation in (0, 2); 1 is plain ADMM.
-    gamma : dual step length in (0, (1 + sqrt 5) / 2).
-    anderson : memory of the safeguarded Anderson acceleration (0 turns it off).
-    safeguard : an extrapolated point is kept only if its fixed-point residual is at most this times its base point's (>= 1).
-    polish : at iterations 100, 200, 400, ..., try the active-set Newton polish (``admmnn.polish``) of the iterate, with at most k / (4 C) Newton steps per output column at iteration k, and stop with its point when it certifies ``tol``; None (default) tries it when ``n * d <= 2e5`` (beyond, one Newton step costs hundreds of iterations).
-    max_time : wall-clock limit in seconds.
-    stop : "gap" (certified relative gap <= tol), "residuals" (Boyd et al. 3.3 with eps_abs, eps_rel) or "both".
-    eps_abs, eps_rel : absolute and relative residual tolerances of the "residuals" rule.
-    check_every : residuals and the certificate are computed (in float64) and read back every this many iterations.
-    adapt_rho : multiply both penalties by 2 or 1/2 when the relative residuals are 10x apart (residual balancing; off by default: a scaled fixed penalty converged faster in every case we measured).
-    verbose : a tqdm progress bar.
-    callback : called as ``callback(k, metrics, state)`` at every check.
-    warm_start : a previous ``SolveResult`` on the same X and D to start from.
-    checkpoint : a file path; the solver state (accelerator memory included) is written there atomically at the first check after every ``checkpoint_every`` iterations and when the solve ends.
-    checkpoint_every : iterations between checkpoints.
-    resume : a checkpoint file to continue from (bit-identically); a file from another problem is refused.
-    options : ``memory_budget`` (bytes; see ``admmnn.memory``), ``profile`` (time the phases separately; default where that needs no device synchronisation), the rest is passed to the u-step solver.
+    X : array of shape (n, d)
+        Inputs (NumPy, torch or JAX), used as given: add a ones column for a bias.
+    Y : array of shape (n,) or (n, C)
+        Targets.
+    D : array of shape (n, P)
+        0/1 activation patterns, ``D[:, i] = 1[X h_i >= 0]``.
+    beta : float
+        Group-lasso weight (> 0), in the units of X times Y.
+    solver : str, default "exact"
+        u-step solver: "exact" (Woodbury), a matrix-free one (``admmnn.ustep.SOLVERS``), or "auto" (the fastest solver of the measured crossover table ``admmnn/ustep/crossover.csv`` at the nearest shape, among those that fit in ``memory_budget`` bytes, by default half the available memory; ``info["auto"]`` says which and why).
+    rho : float or None, default None
+        Penalty of the constraint u = v; None: ``default_penalty(X, Y, beta)`` (it scales with beta and the data, also with a warm start).
+    max_iter : int, default 5000
+        Iteration limit.
+    tol : float, default 1e-4
+        Stop when the certified relative gap ``gap / objective`` and the relative cone violation are both at most tol.
+    rho_ratio : float or None, default None
+        Penalty of the cone constraint G u = s divided by rho; None: ``default_rho_ratio(X)``, or the warm start's final ratio. A change needs a new u-step factorisation.
+    alpha : float, default 1.7
+        Over-relaxation in (0, 2); 1 is plain ADMM.
+    gamma : float, default 1.0
+        Dual step length in (0, (1 + sqrt 5) / 2).
+    anderson : int, default 5
+        Memory (columns) of the safeguarded Anderson acceleration; 0 turns it off.
+    safeguard : float, default 1.0
+        An extrapolated point is kept only if its fixed-point residual is at most this times its base point's (>= 1).
+    polish : bool or None, default None
+        At iterations 100, 200, 400, ..., try the active-set Newton polish (``admmnn.polish``) of the iterate, with at most k / (4 C) Newton steps per output column at iteration k, and stop with its point when it certifies ``tol``. None: try it when ``n * d <= 2e5`` (beyond, one Newton step costs hundreds of iterations).
+    max_time : float or None, default None
+        Wall-clock limit in seconds.
+    stop : str, default "gap"
+        "gap" (certified relative gap <= tol), "residuals" (the primal and dual residual rule of Boyd et al., section 3.3, with ``eps_abs`` and ``eps_rel``) or "both".
+    eps_abs : float, default 1e-6
+        Absolute tolerance of the "residuals" rule.
+    eps_rel : float, default 1e-4
+        Relative tolerance of the "residuals" rule.
+    check_every : int, default 10
+        Residuals and the certificate are computed (in float64) and read back every this many iterations.
+    adapt_rho : bool, default True
+        Multiply the cone penalty by 5 (a new u-step factorisation) when the cone violation is at least a quarter of the relative gap, at most every 100 iterations; the u = v penalty never moves.
+    verbose : bool, default False
+        Show a tqdm progress bar.
+    callback : callable or None, default None
+        Called as ``callback(k, metrics, state)`` at every check.
+    warm_start : SolveResult or None, default None
+        A previous result on the same X and D to start from.
+    checkpoint : str or os.PathLike or None, default None
+        File the solver state (accelerator memory included) is written to, atomically, at the first check after every ``checkpoint_every`` iterations and when the solve ends.
+    checkpoint_every : int, default 100
+        Iterations between checkpoints.
+    resume : str or os.PathLike or None, default None
+        A checkpoint file to continue from (bit-identically); a file of another problem is refused.
+    **options
+        ``memory_budget`` (bytes; see ``admmnn.memory``), ``profile`` (time the phases separately; the default where that needs no device synchronisation); the rest goes to the u-step solver.
 
+    Returns
+    -------
+    SolveResult
+        See its docstring; arrays come back in the backend of X, ``status`` is a ``Status``.
+
+    Notes
+    -----
     Divergence (NaN/Inf, an exploding objective or residuals growing without
     bound) stops with status "diverged" and a ``DivergenceWarning``; Ctrl-C
     stops with status "interrupted". Both return the last checked finite
     iterate and its certificate. (Ctrl-C during the precompute, before the
     first certificate exists, raises KeyboardInterrupt as usual.)
-
-    Returns
-    -------
-    SolveResult (see its docstring). Arrays come back in the backend of X.
     """
     X = as_array(X, "X")
     warn_zero_features(X)
@@ -213,7 +244,7 @@ def solve(
         res_ok = m["r_pri"] <= m["eps_pri"] and m["r_dual"] <= m["eps_dual"]
         return {"gap": gap_ok, "residuals": res_ok, "both": gap_ok and res_ok}[stop]
 
-    loop = {"good": saved.good if saved else None, "point": (pt, driver.rho, saved.k if saved else 0, cone_scale),
+    loop = {"good": saved.good if saved else None, "point": _ckpt.Position(pt, driver.rho, saved.k if saved else 0, cone_scale),
             "polish": [], "last_change": 0, "next_polish": POLISH_FROM}
     if saved is not None:
         loop.update(saved.schedule)
@@ -285,12 +316,12 @@ def solve(
         elif adapt_rho and k - loop["last_change"] >= ADAPT_EVERY and _cone_too_weak(m, tol):
             pt = driver.change_rho(pt, 1.0, CONE_STEP, rebuild)
             loop["last_change"] = k
-        loop["point"] = (pt, driver.rho, k, driver.op.cone_scale)
+        loop["point"] = _ckpt.Position(pt, driver.rho, k, driver.op.cone_scale)
         if writer is not None and writer.due(k) and status is None:
             writer.write(loop["point"], loop["good"], history, monitor, timer.seconds, schedule())
         return status, pt
 
-    status = "max_iter"
+    status = None  # still running
     try:
         if saved is None:
             st0 = pt.x
@@ -312,14 +343,14 @@ def solve(
     finally:
         if bar is not None:
             bar.close()
-    if writer is not None and writer.last_k != loop["point"][2]:
+    if writer is not None and writer.last_k != loop["point"].k:
         writer.write(loop["point"], loop["good"], history, monitor, timer.seconds, schedule())
 
     good = loop["good"]
     st = admm.rescale_cone(good.state, 1.0 / good.cone_scale)  # the result's state is in unweighted units
     net = recover_network(op, st.v)
     info = dict(getattr(driver.usolver, "info", {}))
-    info.update(driver.accel_counts(loop["point"][0]))
+    info.update(driver.accel_counts(loop["point"].point))
     info.update(rho_ratio=good.cone_scale**2, alpha=float(alpha), anderson=int(anderson),
                 polished=bool(loop.get("polished", False)), polish_attempts=loop["polish"])
     if requested == "auto":

@@ -8,26 +8,19 @@ import warnings
 
 import numpy as np
 from array_api_compat import is_array_api_obj
+from sklearn.exceptions import NotFittedError  # noqa: F401  (re-exported: admmnn.validation.NotFittedError)
+from sklearn.utils import check_array
 
 from ._backend import BACKENDS, namespace
-
-
-try:  # scikit-learn's classes when it is installed, so sklearn tools recognise them
-    from sklearn.exceptions import DataConversionWarning, NotFittedError
-except ImportError:  # pragma: no cover
-
-    class NotFittedError(ValueError, AttributeError):
-        """Raised when a method needs a fitted estimator."""
-
-    class DataConversionWarning(UserWarning):
-        """Warns that input data were reshaped or converted."""
 
 
 def as_array(x, name: str, ndims=(2,), columns: str = "feature(s)"):
     """Return ``x`` as an array-API array (NumPy for lists, DataFrames...).
 
-    Raises ValueError for non-numeric data, a wrong number of dimensions, an
-    empty array, or NaN/Inf values.
+    Raises ValueError naming ``name`` for non-numeric data (strings, objects that
+    are not numbers, complex numbers), a wrong number of dimensions, an empty
+    array, or NaN/Inf values. Host data go through scikit-learn's ``check_array``
+    (numeric dtype), torch and JAX arrays stay where they are.
     """
     if x is None:
         raise ValueError(f"{name} is None; this estimator requires y to be passed, but the target y is None")
@@ -38,9 +31,10 @@ def as_array(x, name: str, ndims=(2,), columns: str = "feature(s)"):
             x = np.asarray(x)
         except Exception as exc:  # ragged lists etc.
             raise ValueError(f"{name} could not be read as an array: {exc}") from None
-    if isinstance(x, np.ndarray) and not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+    if isinstance(x, np.ndarray) and x.dtype.kind not in "biufc":
         try:
-            x = x.astype(np.float64)
+            x = check_array(x, dtype="numeric", ensure_2d=False, allow_nd=True, ensure_min_samples=0,
+                            ensure_min_features=0, ensure_all_finite=False, input_name=name)
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"{name} must be numeric ({x.dtype} array given): {exc}") from None
     if x.ndim not in ndims:

@@ -4,7 +4,7 @@ convex training, on the same objective of the same network.
     python benchmarks/compare_fashion_mnist.py            # n = 10 000 train, 10 000 test
 
 Needs the data (``apt-get install dataset-fashion-mnist`` or a torchvision copy
-under data/). Runs ``admmnn.compare`` with the settings below, then writes its
+under data/). Runs ``admmnn.experiments.compare`` with the settings below, then writes its
 table, with ADMM's precompute (the n x n eigendecomposition) and the machine,
 to benchmarks/results/compare_fashion_mnist.txt. Figures and the full
 per-epoch results go to outputs/compare_fashion_mnist/.
@@ -17,7 +17,7 @@ import platform
 import time
 from pathlib import Path
 
-from admmnn import compare
+from admmnn.experiments import compare
 
 HERE = Path(__file__).resolve().parent
 

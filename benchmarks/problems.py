@@ -52,7 +52,7 @@ def make_correlated(seed=0):
 
 
 def make_tutorial(seed=0, P=10, beta=1e-2):
-    from admmnn import report
+    from admmnn.experiments import report
 
     X, y, *_ = report.load_data("digits", n_train=890, n_val=360, n_test=540, seed=seed)
     X = np.c_[X, np.ones(len(X))]

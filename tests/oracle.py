@@ -5,7 +5,7 @@ import numpy as np
 
 
 def cvxpy_optimum(X, Y, D, beta):
-    """Optimal value and groups (d, 2PC) of the sum-form program of DESIGN §8."""
+    """Optimal value and groups (d, 2PC) of the sum-form program (one group per pattern and output column)."""
     import cvxpy as cp
 
     X, D = np.asarray(X, float), np.asarray(D, float)

@@ -1,6 +1,7 @@
 """u-step solvers behind one protocol (see ``base.USolver``)."""
 from __future__ import annotations
 
+from .._backend import host_memory_available
 from . import auto
 from .base import USolver, apply_A, apply_H_batch
 from .cg import CGSolver, JacobiCGSolver, JacobiPreconditioner
@@ -19,23 +20,11 @@ SOLVERS = {
 }
 
 
-def available_memory() -> int:
-    """Bytes of host memory currently available (a guess of 4 GiB if unknown)."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 4 << 30
-
-
 def choose_solver(n: int, d: int, itemsize: int = 8, memory_budget: int | None = None, P: int = 10, C: int = 1) -> str:
     """The solver ``solver="auto"`` picks for an (n, d) problem with P patterns and
     C outputs: the fastest in the measured crossover table (see ``auto``) among
     those that fit in ``memory_budget`` bytes (default half the available memory)."""
-    budget = available_memory() // 2 if memory_budget is None else memory_budget
+    budget = host_memory_available() // 2 if memory_budget is None else memory_budget
     return auto.choose(n, d, P, C, itemsize, budget, list(SOLVERS)).solver
 
 

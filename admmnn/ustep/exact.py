@@ -1,4 +1,4 @@
-"""Exact u-step by the Woodbury identity (DESIGN §2).
+"""Exact u-step by the Woodbury identity, never forming the (2dPC x 2dPC) matrix.
 
 With ``B = I_{2PC} (x) (I + X^T X)`` and ``M = F B^{-1} F^T = 2 K o (D D^T)``,
 ``K = X (I + X^T X)^{-1} X^T``,

@@ -31,7 +31,7 @@ reaches ``max_rank``.
 
 ``base="block"`` (an option; the default ``base="identity"`` is the scheme
 above) uses the exact block-diagonal part ``B = I_{2PC} (x) (I + X^T X)`` of A
-(DESIGN §2) instead of the identity: ``A = B^{1/2} (I + H~) B^{1/2}`` with
+(exact and cheap) instead of the identity: ``A = B^{1/2} (I + H~) B^{1/2}`` with
 ``H~ = B^{-1/2} F^T F B^{-1/2} / rho``, H~ is sketched (it depends on rho only
 through the factor 1/rho, so a new rho merely rescales lam) and
 ``M^{-1} = B^{-1/2} P~^{-1} B^{-1/2}``. ``G^T G = I (x) X^T X`` has every
@@ -45,7 +45,7 @@ import math
 
 import numpy as np
 
-from .._backend import (cholesky_or_nan, compiles, device_of, eigh, eps_of, gaussian, jit, namespace, pytree,
+from .._backend import (cholesky_or_nan, compiles, device_of, eigh, gaussian, jit, namespace, pytree,
                         set_index, solve_triangular, switch, thin_qr, thin_svd, to_float, while_loop)
 from .cg import CGSolver
 
@@ -59,7 +59,7 @@ def nystrom_eig(Q, Y, rank=None):
     that rounding leaves indefinite is shifted harder in a ``while_loop``."""
     xp = namespace(Q, Y)
     N, R = Q.shape
-    nu = math.sqrt(N) * eps_of(Y) * xp.sqrt(xp.sum(Y * Y))
+    nu = math.sqrt(N) * float(xp.finfo(Y.dtype).eps) * xp.sqrt(xp.sum(Y * Y))
     nu = xp.maximum(nu, float(np.finfo(np.float64).tiny))
     eye = xp.eye(R, dtype=Y.dtype, device=device_of(Y))
     pad = 0 if rank is None else eye * xp.astype(xp.arange(R, device=device_of(Y)) >= rank, Y.dtype)

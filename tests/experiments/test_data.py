@@ -1,4 +1,4 @@
-"""admmnn.data on tiny files in the real formats, written by the tests themselves."""
+"""admmnn.experiments.data on tiny files in the real formats, written by the tests themselves."""
 import gzip
 import pickle
 import struct
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import admmnn
-from admmnn import data
-from admmnn.data import DatasetUnavailableError, load_dataset
+from admmnn.experiments import data
+from admmnn.experiments.data import DatasetUnavailableError, load_dataset
 
 CIFAR_NAMES = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
 

@@ -5,7 +5,7 @@ dicts of numbers), draws on a new figure (or on ``ax`` when given) and returns t
 figure. Axes carry units, values that span decades get log scales, and one run
 keeps one colour across panels.
 
-    from admmnn import plots
+    from admmnn.experiments import plots
     fig = plots.convergence({"numpy": res_np, "jax": res_jax}, x=("iteration", "time"))
     fig = plots.time_breakdown({"exact": res.timings})
     fig = plots.bars({"exact": {"numpy": 0.01, "torch": 0.008}}, ylabel="seconds per iteration")
@@ -162,7 +162,7 @@ def training_curves(runs: dict, x=("iteration", "time"), optimum=None, optimum_l
 
     runs : ``{label: history}`` with ``objective``, ``train_accuracy`` and optionally
         ``test_accuracy`` lists against ``iteration`` (ADMM; ``epoch`` stands in for
-        gradient methods) and ``time`` (s), as ``admmnn.baselines`` records them.
+        gradient methods) and ``time`` (s), as ``admmnn.experiments.baselines`` records them.
     x : "iteration", "time" or both (one column each).
     optimum : a reference objective (e.g. the best ADMM dual bound, a lower bound
         for the program over the sampled patterns; a network free to choose its
@@ -314,12 +314,17 @@ def condition_numbers(ranks, kappas: dict, ax=None, xlabel="Nyström sketch rank
 
 
 @_styled
-def bars(values: dict, ylabel: str, ax=None, log=None, title=None, fmt="{:.3g}", xlabel=None):
+def bars(values: dict, ylabel: str, ax=None, log=None, title=None, fmt="{:.3g}", xlabel=None, width=None, height=3.3):
     """Grouped bars: ``{group: {label: value}}`` (e.g. solver -> backend -> seconds per
-    iteration). Missing or NaN values leave a gap; log scale when values span decades."""
+    iteration). Missing or NaN values leave a gap; log scale when values span decades.
+    ``width``, ``height``: inches (default width: 0.55 per bar); value labels turn
+    vertical where a bar is narrower than they are."""
     groups = list(values)
     labels = list(dict.fromkeys(lb for g in groups for lb in values[g]))
-    fig, axes = _figure(ax, width=max(4.6, 2.2 + 0.55 * len(groups) * len(labels)), height=3.3)
+    fixed_width = width is not None
+    width = max(4.6, 2.2 + 0.55 * len(groups) * len(labels)) if width is None else width
+    fig, axes = _figure(ax, width=width, height=height)
+    vertical = (width - 2.2) / max(len(groups) * len(labels), 1) < 0.4
     a = axes[0, 0]
     width = 0.8 / max(len(labels), 1)
     allv = [values[g].get(lb, np.nan) for g in groups for lb in labels]
@@ -330,9 +335,10 @@ def bars(values: dict, ylabel: str, ax=None, log=None, title=None, fmt="{:.3g}",
         a.bar(xs, np.nan_to_num(ys), width=width * 0.92, color=color, label=label)
         for xx, yy in zip(xs, ys):
             if np.isfinite(yy):
-                a.text(xx, yy, fmt.format(yy), ha="center", va="bottom", fontsize=7.5)
+                a.text(xx, yy, fmt.format(yy), ha="center", va="bottom", fontsize=7.5, rotation=90 if vertical else 0)
     a.set_xticks(np.arange(len(groups)))
-    a.set_xticklabels(groups)
+    crowded = fixed_width and max((len(str(g)) for g in groups), default=0) * 0.07 > (width - 2.2) / max(len(groups), 1)
+    a.set_xticklabels(groups, rotation=25 if crowded else 0, ha="right" if crowded else "center")
     if use_log:
         a.set_yscale("log")
     finite = [v for v in allv if np.isfinite(v) and v > 0]
@@ -359,7 +365,93 @@ def seconds_per_iteration(rows, ax=None, key="seconds_per_iteration", group="sol
     return bars(values, "seconds per ADMM iteration", ax=ax, **kwargs)
 
 
+@_styled
+def comparison(results: dict, x: str, methods, labels: dict):
+    """Train/test accuracy (or loss) and objective of the comparison command line's
+    ``results`` (``admmnn.experiments.compare``) against ``x``: "epoch" (ADMM's final
+    value as a dashed line) or "time" (s); three panels side by side."""
+    classification = results["problem"]["classification"]
+    panels = (
+        [("train_accuracy", "train accuracy (%)"), ("test_accuracy", "test accuracy (%)")]
+        if classification
+        else [("train_loss", "train loss (mean 0.5 squared error)"), ("test_loss", "test loss (mean 0.5 squared error)")]
+    ) + [("objective", "objective (0.5 SSE + weight decay)")]
+    colors = {"GD": "tab:blue", "CVX": "tab:orange", "ADMM": "tab:green"}
+    xlabel = "epoch" if x == "epoch" else "training wall time (s)"
+    fig, axes = _figure(None, ncols=3, width=5.0, height=4.2)
+    for ax, (key, ylabel) in zip(axes[0], panels):
+        scale = 100.0 if "accuracy" in key else 1.0
+        values = []
+        for m in methods:
+            if m not in results:
+                continue
+            r = results[m]
+            y = np.array([np.nan if v is None else v for v in r[key]], dtype=float) * scale
+            if m == "ADMM" and x == "epoch":
+                ax.axhline(r["final"][key] * scale, color=colors[m], ls="--", label=f"{labels[m]} (final, {r['final']['n_iter']} it.)")
+                values.append(r["final"][key] * scale)
+                continue
+            t = np.asarray(r[x], dtype=float)
+            ax.plot(t, y, color=colors[m], marker="." if len(t) < 60 else None, label=labels[m])
+            values.extend(y[np.isfinite(y)].tolist())
+        if key == "objective" and spans_decades(values, 1):
+            ax.set_yscale("log")
+        if x == "time":
+            times = [t for m in methods if m in results for t in results[m]["time"] if t and t > 0]
+            if spans_decades(times, 2):
+                ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+    axes[0, 0].legend(fontsize=8)
+    ds = results["dataset"]
+    fig.suptitle(
+        f"{ds['name']}: n_train={ds['n_train']}, n_test={ds['n_test']}, d={ds['n_features']}, "
+        f"P={results['problem']['P']}, beta={results['problem']['beta']:g}"
+    )
+    fig.tight_layout()
+    return fig
+
+
+@_styled
+def convergence_grid(panels: dict, x: str = "time", ncols: int = 4, width: float = 1.7, height: float = 1.8):
+    """One small panel per solver (or problem): ``{title: {label: history or result}}``,
+    the objective (solid, an upper bound) and the dual bound (dashed, a lower bound)
+    against ``x`` ("time" or "iteration"), one colour per label, log scale, a few
+    major ticks per axis; one legend below. ``width``, ``height``: inches per panel,
+    so that the figure is drawn at the size it is printed."""
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter
+
+    ncols = min(ncols, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig, axes = _figure(None, ncols=ncols, nrows=nrows, width=width, height=height)
+    labels = list(dict.fromkeys(label for runs in panels.values() for label in runs))
+    colors = dict(zip(labels, _colors(len(labels))))
+    for i, (a, (title, runs)) in enumerate(zip(axes.flat, panels.items())):
+        for label, h in _runs(runs).items():
+            t = np.asarray(h[x], dtype=float)
+            a.plot(t, positive(h["objective"]), color=colors[label])
+            a.plot(t, positive(h["dual_bound"]), color=colors[label], ls="--")
+        a.set_yscale("log")
+        a.yaxis.set_major_locator(LogLocator(numticks=4))
+        a.yaxis.set_minor_formatter(NullFormatter())
+        a.xaxis.set_major_locator(MaxNLocator(3))
+        a.set_title(title)
+        if i + ncols >= len(panels):
+            a.set_xlabel("wall time (s)" if x == "time" else AXIS_LABELS.get(x, x))
+    for a in axes.flat[len(panels):]:
+        a.set_axis_off()
+    fig.supylabel("objective and dual bound", fontsize=STYLE["axes.labelsize"])
+    handles = [Line2D([], [], color=colors[lb], label=lb) for lb in labels]
+    handles += [Line2D([], [], color="0.25", label="objective"), Line2D([], [], color="0.25", ls="--", label="dual bound")]
+    ncol = min(5, len(handles))
+    rows = -(-len(handles) // ncol)
+    fig.tight_layout(rect=(0, (0.1 + 0.2 * rows) / (nrows * height), 1, 1))
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=ncol, frameon=False)
+    return fig
+
+
 __all__ = [
     "PHASES", "STYLE", "convergence", "training_curves", "curves", "accuracy", "time_breakdown",
-    "condition_numbers", "bars", "seconds_per_iteration", "positive", "spans_decades",
+    "condition_numbers", "bars", "seconds_per_iteration", "comparison", "convergence_grid", "positive", "spans_decades",
 ]

@@ -1,14 +1,13 @@
-"""The compendium's glue: LaTeX tables and macros (admmnn.report) and figures (admmnn.plots)."""
+"""The compendium's glue: LaTeX tables and macros (admmnn.experiments.report) and figures (admmnn.experiments.plots)."""
 import math
 import re
-import sys
 import types
 
 import numpy as np
 import pytest
 
 import admmnn
-from admmnn import report
+from admmnn.experiments import report
 
 
 def test_macro_names_are_letters_only():
@@ -79,39 +78,32 @@ def test_machine_description():
     assert f"{info['cores']} cores" in text and ("GPU" in text)
 
 
-@pytest.fixture
-def without_data_module(monkeypatch):
-    """As if admmnn.data were not installed (the import raises ImportError)."""
-    monkeypatch.setitem(sys.modules, "admmnn.data", None)
-
-
-def test_load_data_digits_without_the_data_module(without_data_module):
+def test_load_data_digits_standardises_once_with_training_rows():
     pytest.importorskip("sklearn")
     Xtr, ytr, Xv, yv, Xte, yte = report.load_data("digits", n_val=100, seed=0)
     assert Xtr.shape[1] == Xv.shape[1] == Xte.shape[1] == 64
     assert len(Xv) == len(yv) == 100 and len(Xtr) + 100 + len(Xte) == 1797
     assert np.allclose(Xtr.mean(axis=0), 0, atol=1e-8)
+    varying = Xtr.std(axis=0) > 0
+    assert np.allclose(Xtr.std(axis=0)[varying], 1) and np.all(Xtr[:, ~varying] == 0)
     Xtr, ytr, Xv, yv, Xte, yte = report.load_data("digits", n_train=50, n_test=20, classes=[0, 6])
-    assert Xtr.shape == (50, 64) and len(yte) == 20 and set(np.unique(ytr)) == {0, 6} and len(Xv) == 0
+    assert Xtr.shape == (50, 64) and len(yte) == 20 and set(np.unique(ytr)) == {0, 1} and len(Xv) == 0  # labels 0..k-1
+    # a pixel constant over the 50 training rows is shifted, never divided by ~0
+    assert np.abs(Xte).max() < 1e3
 
 
-def test_load_data_other_datasets_need_the_data_module(without_data_module):
-    with pytest.raises(ValueError, match="admmnn.data"):
-        report.load_data("cifar10")
-
-
-def test_load_data_reads_the_data_module_when_installed(monkeypatch):
+def test_load_data_reads_the_data_module(monkeypatch):
     calls = []
 
-    def load_dataset(name, classes=None, n_train=None, n_test=None, seed=0, downsample=1):
-        calls.append((name, classes, n_train, n_test, seed))
+    def load_dataset(name, classes=None, n_train=None, n_test=None, seed=0, downsample=1, standardize=True):
+        calls.append((name, classes, n_train, n_test, seed, standardize))
         rng = np.random.default_rng(seed)
         return types.SimpleNamespace(X_train=rng.standard_normal((n_train, 3, 2, 2)), y_train=np.arange(n_train) % 2,
                                      X_test=rng.standard_normal((n_test, 3, 2, 2)), y_test=np.arange(n_test) % 2)
 
-    monkeypatch.setitem(sys.modules, "admmnn.data", types.SimpleNamespace(load_dataset=load_dataset))
+    monkeypatch.setattr(report, "load_dataset", load_dataset)
     Xtr, ytr, Xv, yv, Xte, yte = report.load_data("cifar10", n_train=30, n_val=10, n_test=5, classes=[0, 1], seed=3)
-    assert calls == [("cifar10", [0, 1], 40, 5, 3)]
+    assert calls == [("cifar10", [0, 1], 40, 5, 3, False)]
     assert Xtr.shape == (30, 12) and Xv.shape == (10, 12) and Xte.shape == (5, 12)
     assert np.allclose(Xtr.mean(axis=0), 0, atol=1e-8)
 
@@ -132,7 +124,7 @@ def test_plots_draw_every_kind_of_figure(small_result):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from admmnn import plots
+    from admmnn.experiments import plots
 
     fig = plots.convergence({"numpy": small_result, "again": small_result.history})
     axes = fig.axes
@@ -148,11 +140,19 @@ def test_plots_draw_every_kind_of_figure(small_result):
             {"solver": "exact", "backend": "jax", "seconds_per_iteration": 0.001}]
     fig = plots.seconds_per_iteration(rows)
     assert fig.axes[0].get_yscale() == "log" and fig.axes[0].get_ylabel() == "seconds per ADMM iteration"
+    fig = plots.seconds_per_iteration(rows * 7, width=6.5)  # drawn at the width it is printed at
+    assert tuple(fig.get_size_inches()) == (6.5, 3.3)
+    panels = {f"solver {i}": {"numpy": small_result, "jax": small_result.history} for i in range(5)}
+    fig = plots.convergence_grid(panels, x="time", ncols=4, width=1.7, height=1.8)
+    assert tuple(fig.get_size_inches()) == pytest.approx((4 * 1.7, 2 * 1.8))
+    drawn = [a for a in fig.axes if a.axison]
+    assert len(drawn) == 5 and all(a.get_yscale() == "log" for a in drawn)
+    assert [a.get_xlabel() for a in drawn] == ["", "wall time (s)", "wall time (s)", "wall time (s)", "wall time (s)"]
     plt.close("all")
 
 
 def test_positive_masks_values_a_log_axis_cannot_show():
-    from admmnn import plots
+    from admmnn.experiments import plots
 
     out = plots.positive([1.0, 0.0, -2.0, 3.0])
     assert out[0] == 1 and np.isnan(out[1]) and np.isnan(out[2]) and out[3] == 3

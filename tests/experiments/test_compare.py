@@ -1,4 +1,4 @@
-"""The seed-003 command line, ``python -m admmnn.compare``, on scikit-learn's digits."""
+"""The comparison command line, ``python -m admmnn.experiments.compare``, on scikit-learn's digits."""
 import json
 import subprocess
 import sys
@@ -8,7 +8,7 @@ import urllib.request
 import numpy as np
 import pytest
 
-from admmnn import compare, data
+from admmnn.experiments import compare, data
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("matplotlib")
@@ -100,5 +100,5 @@ def test_missing_dataset_is_a_clear_error(tmp_path, monkeypatch, capsys):
 
 
 def test_module_entry_point():
-    proc = subprocess.run([sys.executable, "-m", "admmnn.compare", "--n_epochs", "1"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "--n_epochs" in proc.stderr and "usage: python -m admmnn.compare" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "admmnn.experiments.compare", "--n_epochs", "1"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--n_epochs" in proc.stderr and "usage: python -m admmnn.experiments.compare" in proc.stderr

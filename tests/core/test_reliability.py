@@ -405,7 +405,7 @@ def test_memory_guard_reads_gpu_memory_for_cuda_arrays(monkeypatch):
         is_cuda, device = True, "cuda:0"
 
     asked = []
-    monkeypatch.setattr(admmnn.memory, "is_torch_array", lambda x: isinstance(x, CudaArray))
+    monkeypatch.setattr(admmnn._backend, "is_torch_array", lambda x: isinstance(x, CudaArray))
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: asked.append(device) or (50_000, 80 << 30))
     assert admmnn.memory.free_bytes(CudaArray()) == (50_000, "free on cuda:0") and asked == ["cuda:0"]
     with pytest.raises(InsufficientMemoryError, match="only 48.83 KiB are free on cuda:0"):

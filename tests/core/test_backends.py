@@ -148,3 +148,12 @@ def test_correlated_features_reach_the_optimum_on_every_backend(backend, solver)
     assert res.status == "optimal" and res.rel_gap <= 1e-4
     assert abs(res.objective - pstar) / pstar <= 1e-5
     assert res.dual_bound <= pstar * (1 + 1e-8)
+
+
+def test_is_gpu_reads_the_device_not_its_spelling():
+    from admmnn._backend import is_gpu
+
+    assert not is_gpu("numpy", None) and not is_gpu("torch", None) and not is_gpu("jax", "cpu")
+    assert is_gpu("jax", "gpu") and is_gpu("jax", "cuda:1")
+    torch = pytest.importorskip("torch")
+    assert is_gpu("torch", "cuda") and is_gpu("torch", torch.device("cuda", 0)) and not is_gpu("torch", "cpu")

@@ -1,6 +1,7 @@
 """Condition numbers of the u-step matrix, with and without preconditioning.
 
-For the study of condition number against Nyström rank (seed paper, Figure 2):
+For the study of condition number against Nyström rank (Figure 2 of Feng, Shah & Abraham's
+poster, Scalable ADMM for Convex Neural Networks on GPU, 2023):
 ``kappa(op, rho)`` is ``kappa(A)`` for the real u-step matrix
 
     A = I + F^T F / rho + I_{2PC} (x) X^T X      (G^T G included),
@@ -21,9 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ustep.base import apply_A, apply_H_batch
-from .ustep.cg import JacobiPreconditioner
-from .ustep.nystrom import NystromPreconditioner
+from ..ustep.base import apply_A, apply_H_batch
+from ..ustep.cg import JacobiPreconditioner
+from ..ustep.nystrom import NystromPreconditioner
 
 
 def size(op) -> int:

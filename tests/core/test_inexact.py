@@ -5,7 +5,7 @@ import pytest
 
 import admmnn
 from admmnn.ustep import auto
-from admmnn import conditioning
+from admmnn.experiments import conditioning
 from admmnn.operators import Operators
 from admmnn.ustep import SOLVERS, JacobiPreconditioner, NystromPreconditioner, apply_A, make_usolver
 from admmnn.ustep.rbcd import RBCDSolver

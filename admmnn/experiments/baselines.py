@@ -1,4 +1,5 @@
-"""Gradient-trained baselines for the comparison with ADMM (DESIGN §3, seed 003).
+"""Gradient-trained baselines for the comparison with ADMM: the non-convex network trained by
+backprop, and the convex program with penalised constraints trained by Adam or SGD.
 
 Both minimise, or approximate, the objective of the convex program as a
 function of a two-layer ReLU network ``f(x) = relu(x W1 + b1) W2``:
@@ -29,11 +30,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import certificate
-from ._backend import to_numpy
-from .network import ReLUNetwork, recover_network
-from .operators import Operators
-from .validation import as_array, check_choice, check_n, check_patterns, check_positive
+from .. import certificate
+from .._backend import to_numpy
+from ..network import ReLUNetwork, recover_network
+from ..operators import Operators
+from ..solve import PHASES, solve
+from ..validation import as_array, check_choice, check_n, check_patterns, check_positive
 
 OPTIMIZERS = ("adam", "sgd")
 DEFAULT_LR = {"adam": 1e-3, "sgd": 1e-2}
@@ -304,7 +306,7 @@ def train_mlp(
     return TrainResult(network=network(), history=log, info=info)
 
 
-# -- the convex program with penalised constraints (seed 003) -----------------------------------
+# -- the convex program with its cone constraints as a hinge penalty ---------------------------
 def train_convex_penalty(
     X,
     Y,
@@ -412,7 +414,6 @@ def train_admm(
     and the cumulative ``seconds_<phase>`` of ``solve``. ``info["result"]`` is
     the ``SolveResult``; ``network`` its network.
     """
-    from .solve import PHASES, solve
 
     Xh = np.asarray(to_numpy(as_array(X, "X")), dtype=np.float64)
     Yh = targets_2d(as_array(Y, "Y", ndims=(1, 2)))

@@ -1,17 +1,18 @@
-"""Convex vs non-convex training, the seed-003 command line.
+"""Convex vs non-convex training from the command line, with the flags of an earlier CIFAR-10
+project that compared SGD training with the convex program solved by Adam.
 
-    python -m admmnn.compare --GD 1 --CVX 1 --n_epochs 50 20 --solver_cvx adam --seed 0
-    python -m admmnn.compare --dataset digits --GD 1 --CVX 1 --ADMM 1 --n_epochs 30 30
+    python -m admmnn.experiments.compare --GD 1 --CVX 1 --n_epochs 50 20 --solver_cvx adam --seed 0
+    python -m admmnn.experiments.compare --dataset digits --GD 1 --CVX 1 --ADMM 1 --n_epochs 30 30
 
 Methods, all on the same data, targets, patterns and beta, and all scored on the
 same function of the network (``0.5 ||f(X) - Y||^2 + beta/2 ||weights||^2``,
-see ``admmnn.baselines``):
+see ``admmnn.experiments.baselines``):
 
 * GD   : the non-convex two-layer ReLU network trained by backprop (Adam/SGD);
 * CVX  : the convex program with hinge-penalised constraints trained by Adam/SGD;
 * ADMM : the convex program solved by ``admmnn.solve``.
 
-Writes ``results.pt`` (``torch.save`` of plain dicts and lists, as seed 003),
+Writes ``results.pt`` (``torch.save`` of plain dicts and lists, as that project wrote),
 ``results.json`` (the same), ``compare_epoch.png`` and ``compare_time.png`` into
 ``--out``, and prints a summary table.
 """
@@ -26,8 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import targets
+from ..io import json_value
+from ..patterns import PATTERN_KINDS, sample_patterns
+from . import plots
+from .baselines import evaluate, train_admm, train_convex_penalty, train_mlp
 from .data import DATASETS, DatasetUnavailableError, load_dataset
-from .patterns import PATTERN_KINDS, sample_patterns
 
 
 def _positive(kind):
@@ -53,7 +58,7 @@ def _flag(text):
 def build_parser() -> argparse.ArgumentParser:
     pos_int, pos_float = _positive(int), _positive(float)
     p = argparse.ArgumentParser(
-        prog="python -m admmnn.compare",
+        prog="python -m admmnn.experiments.compare",
         description="Compare backprop (GD), penalty-method convex training (CVX) and ADMM on one problem.",
     )
     p.add_argument("--GD", type=_flag, default=1, help="1: train the non-convex network by backprop")
@@ -88,13 +93,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def targets(y: np.ndarray, n_classes: int) -> np.ndarray:
-    """+-1 targets (one column) for two classes, one-hot for more, as the estimators."""
-    if n_classes == 2:
-        return (2.0 * y - 1.0)[:, None]
-    return np.eye(n_classes)[y]
-
-
 def main(argv=None) -> dict:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -123,11 +121,11 @@ def main(argv=None) -> dict:
 
 def run(args, ds) -> dict:
     """Run the requested methods on data set ``ds``; save and plot; return the results."""
-    from .baselines import evaluate, train_admm, train_convex_penalty, train_mlp
 
     classification = ds.n_classes >= 2
-    T = targets(ds.y_train, ds.n_classes) if classification else np.asarray(ds.y_train, float).reshape(len(ds.y_train), -1)
-    Tt = targets(ds.y_test, ds.n_classes) if classification else np.asarray(ds.y_test, float).reshape(len(ds.y_test), -1)
+    labels = np.arange(ds.n_classes)
+    T = targets.encode(ds.y_train, labels)[0] if classification else np.asarray(ds.y_train, float).reshape(len(ds.y_train), -1)
+    Tt = targets.encode(ds.y_test, labels)[0] if classification else np.asarray(ds.y_test, float).reshape(len(ds.y_test), -1)
     ones = lambda A: np.hstack([A, np.ones((A.shape[0], 1))])  # noqa: E731
     Xb, Xbt = ones(ds.X_train), ones(ds.X_test)
     D, _ = sample_patterns(args.patterns, Xb, args.n_patterns, seed=args.seed, image_shape=ds.image_shape, kernel=args.kernel)
@@ -191,26 +189,11 @@ METHODS = ("GD", "CVX", "ADMM")
 LABELS = {"GD": "backprop MLP (GD)", "CVX": "convex, penalty method (CVX)", "ADMM": "convex, ADMM"}
 
 
-def _plain(obj):
-    """Lists, dicts, floats (NaN -> None), ints, strings: safe for JSON."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, np.ndarray)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return None if not math.isfinite(obj) else float(obj)
-    return obj if obj is None or isinstance(obj, str) else str(obj)
-
-
 def save(results: dict, out: Path, plots: bool = True) -> None:
     import torch
 
     out.mkdir(parents=True, exist_ok=True)
-    plain = _plain(results)
+    plain = json_value(results, "results", strict=False)
     torch.save(plain, out / "results.pt")
     with open(out / "results.json", "w") as fh:
         json.dump(plain, fh, indent=1)
@@ -244,53 +227,14 @@ def summary_table(results: dict) -> str:
 
 
 def plot(results: dict, out: Path) -> None:
-    """compare_epoch.png and compare_time.png: train/test accuracy (or loss) and objective."""
+    """compare_epoch.png and compare_time.png (``plots.comparison``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    classification = results["problem"]["classification"]
-    panels = (
-        [("train_accuracy", "train accuracy (%)"), ("test_accuracy", "test accuracy (%)")]
-        if classification
-        else [("train_loss", "train loss (mean 0.5 squared error)"), ("test_loss", "test loss (mean 0.5 squared error)")]
-    ) + [("objective", "objective (0.5 SSE + weight decay)")]
-    colors = {"GD": "tab:blue", "CVX": "tab:orange", "ADMM": "tab:green"}
-    for xkey, xlabel, fname in (("epoch", "epoch", "compare_epoch.png"), ("time", "training wall time (s)", "compare_time.png")):
-        fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-        for ax, (key, ylabel) in zip(axes, panels):
-            scale = 100.0 if "accuracy" in key else 1.0
-            values = []
-            for m in METHODS:
-                if m not in results:
-                    continue
-                r = results[m]
-                y = np.array([np.nan if v is None else v for v in r[key]], dtype=float) * scale
-                if m == "ADMM" and xkey == "epoch":
-                    ax.axhline(r["final"][key] * scale, color=colors[m], ls="--", label=f"{LABELS[m]} (final, {r['final']['n_iter']} it.)")
-                    values.append(r["final"][key] * scale)
-                    continue
-                x = np.asarray(r[xkey], dtype=float)
-                ax.plot(x, y, color=colors[m], marker="." if len(x) < 60 else None, label=LABELS[m])
-                values.extend(y[np.isfinite(y)].tolist())
-            positive = [v for v in values if v > 0]
-            if key == "objective" and positive and max(positive) / min(positive) > 10:
-                ax.set_yscale("log")
-            if xkey == "time":
-                times = [t for m in METHODS if m in results for t in results[m]["time"] if t and t > 0]
-                if times and max(times) / min(times) > 100:
-                    ax.set_xscale("log")
-            ax.set_xlabel(xlabel)
-            ax.set_ylabel(ylabel)
-            ax.grid(True, which="both", alpha=0.3)
-        axes[0].legend(fontsize=8)
-        ds = results["dataset"]
-        fig.suptitle(
-            f"{ds['name']}: n_train={ds['n_train']}, n_test={ds['n_test']}, d={ds['n_features']}, "
-            f"P={results['problem']['P']}, beta={results['problem']['beta']:g}"
-        )
-        fig.tight_layout()
+    for xkey, fname in (("epoch", "compare_epoch.png"), ("time", "compare_time.png")):
+        fig = plots.comparison(results, xkey, METHODS, LABELS)
         fig.savefig(out / fname, dpi=110)
         plt.close(fig)
 

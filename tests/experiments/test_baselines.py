@@ -4,8 +4,8 @@ import pytest
 
 import admmnn
 from admmnn import ConvexReLUClassifier, conv_patterns
-from admmnn.data import load_dataset
-from admmnn.baselines import evaluate, mlp_batch_loss, penalty_batch_loss, train_convex_penalty, train_mlp
+from admmnn.experiments.data import load_dataset
+from admmnn.experiments.baselines import evaluate, mlp_batch_loss, penalty_batch_loss, train_convex_penalty, train_mlp
 from admmnn.operators import Operators
 
 torch = pytest.importorskip("torch")

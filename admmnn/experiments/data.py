@@ -1,6 +1,6 @@
 """Datasets behind one loader: ``load_dataset(name, ...) -> Dataset``.
 
-Sources (DESIGN §6):
+Sources (downloaded where there is network, else read from local files):
 
 * ``"cifar10"``: the CIFAR-10 python pickle batches in ``root/cifar-10-batches-py``
   (downloaded there by torchvision when missing).
@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .network import ReLUNetwork
-from .validation import check_choice, check_positive
+from ..network import ReLUNetwork
+from ..validation import check_choice, check_positive
 
 DATASETS = ("cifar10", "fashion-mnist", "mnist", "digits", "synthetic")
 

@@ -100,3 +100,36 @@ def test_sklearn_check_estimator(Est):
         )
     failed = {r["check_name"]: repr(r["exception"])[:300] for r in results if r["status"] == "failed"}
     assert not failed, failed
+
+
+def test_a_fit_short_of_tol_warns_convergence():
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, y = blobs(60)
+    with pytest.warns(ConvergenceWarning, match="stopped at max_iter after 5 iterations"):
+        clf = ConvexReLUClassifier(n_patterns=4, max_iter=5, tol=1e-8).fit(X, y)
+    assert clf.result_.status == "max_iter"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)  # a certified fit does not warn
+        reg = ConvexReLURegressor(n_patterns=4, beta=1e-1, max_iter=3000, tol=1e-3).fit(X, X[:, 0])
+    assert reg.result_.status == "optimal"
+
+
+@pytest.mark.parametrize("Est", [ConvexReLUClassifier, ConvexReLURegressor])
+@pytest.mark.parametrize("kind", ["str", "object", "complex"])
+def test_string_object_and_complex_X_are_refused(Est, kind):
+    X, y = blobs(20)
+    bad = {"str": X.astype(str), "object": np.where(X > 0, "a", "b").astype(object), "complex": X * 1j}[kind]
+    target = y if Est is ConvexReLUClassifier else X[:, 0]
+    with pytest.raises(ValueError, match=r"^X must be"):
+        Est(n_patterns=3, max_iter=5).fit(bad, target)
+    fitted = Est(n_patterns=3, max_iter=5).set_params(max_iter=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted.fit(X, target)
+    with pytest.raises(ValueError, match=r"^X must be"):
+        fitted.predict(bad)
+    if Est is ConvexReLURegressor:
+        with pytest.raises(ValueError, match=r"^y must be"):
+            fitted.fit(X, {"str": X[:, 0].astype(str), "object": np.array(["a"] * 20, dtype=object),
+                           "complex": X[:, 0] * 1j}[kind])

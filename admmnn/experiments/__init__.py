@@ -1,0 +1,9 @@
+"""The research compendium's glue, apart from the solver library.
+
+``data`` (dataset loaders), ``baselines`` (networks trained by backprop, the penalty
+method, ADMM with per-epoch records), ``compare`` (the command line that compares them),
+``report`` (LaTeX tables, macros and the notebooks' data hook), ``plots`` (figures) and
+``conditioning`` (condition numbers of the u-step systems). They use the core
+(``admmnn``); the core never imports them. Import each module by name, e.g.
+``from admmnn.experiments import plots, report``.
+"""
