@@ -329,6 +329,64 @@ def while_loop(cond, body, state, ref):
     return state
 
 
+def fori_loop(lower: int, upper: int, body, state, ref):
+    """``for i in range(lower, upper): state = body(i, state)``; a ``lax.fori_loop``
+    under JAX (one traced body, whatever the trip count)."""
+    if compiles(ref):
+        import jax
+
+        return jax.lax.fori_loop(lower, upper, body, state)
+    for i in range(lower, upper):
+        state = body(i, state)
+    return state
+
+
+def switch(index, branches, operand, ref):
+    """``branches[index](operand)``; a ``lax.switch`` under JAX, so that a traced
+    ``index`` picks among branches of different static shapes (every branch must
+    return the same structure of shapes)."""
+    if compiles(ref):
+        import jax
+
+        return jax.lax.switch(index, branches, operand)
+    return branches[int(index)](operand)
+
+
+def permutation(n: int, seed: int, counters, ref):
+    """A random permutation of ``range(n)`` determined by the integer ``seed`` and
+    the integer ``counters`` (e.g. an iteration and a sweep number). Under JAX the
+    counters may be traced (``jax.random`` keys folded with them), so compiled code
+    draws a fresh order at every call without a host round trip; elsewhere a NumPy
+    generator seeded with ``[seed, *counters]`` draws it on the host."""
+    if compiles(ref):
+        import jax
+
+        key = jax.random.key(seed)
+        for c in counters:
+            key = jax.random.fold_in(key, c)
+        return jax.random.permutation(key, n)
+    return np.random.default_rng([int(seed), *(int(c) for c in counters)]).permutation(n)
+
+
+def set_index(a, index, value):
+    """``a`` with ``a[index] = value``: in place on NumPy and torch, a functional
+    update (``a.at[index].set``) under JAX. ``index`` may be traced under JAX."""
+    if is_jax_array(a):
+        return a.at[index].set(value)
+    a[index] = value
+    return a
+
+
+def is_traced(x) -> bool:
+    """True while JAX traces ``x`` (inside ``jit``, ``lax.while_loop``...): its
+    value cannot be read on the host."""
+    if not is_jax_array(x):
+        return False
+    import jax
+
+    return isinstance(x, jax.core.Tracer)
+
+
 def host_memory_available() -> int:
     """Bytes of host memory currently available (``MemAvailable``; a guess of 4 GiB if unknown)."""
     try:
@@ -431,6 +489,23 @@ def solve_triangular(a, b, lower: bool = True):
     import jax.scipy.linalg
 
     return jax.scipy.linalg.solve_triangular(a, b, lower=lower)
+
+
+def cholesky_or_nan(a):
+    """Lower Cholesky factor of symmetric ``a``, or an array of NaN where ``a`` is
+    not numerically positive definite (what JAX returns; NumPy and torch are made
+    to agree), so that a compiled loop can test the result instead of catching."""
+    if is_numpy_array(a):
+        try:
+            return cholesky(a)
+        except np.linalg.LinAlgError:
+            return np.full_like(a, np.nan)
+    if is_torch_array(a):
+        import torch
+
+        L, info = torch.linalg.cholesky_ex(a)
+        return torch.where(info == 0, L, torch.full_like(L, float("nan")))  # no host read
+    return array_namespace(a).linalg.cholesky(a)
 
 
 def thin_svd(a):

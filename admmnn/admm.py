@@ -42,10 +42,12 @@ def init_state(op) -> ADMMState:
     return ADMMState(zu, zu, zs, zu, zs, zs)
 
 
-def u_update(op, usolver, FTY, st: ADMMState, k: int) -> ADMMState:
-    """Solve ``A u = F^T Y / rho + v - lam + G^T (s - nu)`` with the u-step solver."""
+def u_update(op, usolver, FTY, st: ADMMState, k: int):
+    """Solve ``A u = F^T Y / rho + v - lam + G^T (s - nu)`` with the u-step solver.
+    Returns ``(state, aux)``, aux the solver's diagnostics (see ``ustep.base``)."""
     b = FTY / usolver.rho + st.v - st.lam + op.GT(st.s - st.nu)
-    return st._replace(u=usolver.solve(b, st.u, k))
+    u, aux = usolver.step(b, st.u, k)
+    return st._replace(u=u), aux
 
 
 def v_update(op, st: ADMMState, beta: float, rho: float, alpha: float = 1.0) -> ADMMState:
@@ -84,13 +86,21 @@ def relaxed(new, old, alpha: float):
 PHASES = ("u", "v", "s", "dual")
 
 
-def step(op, usolver, FTY, beta, gamma, st: ADMMState, k: int, alpha: float = 1.0) -> ADMMState:
-    """One ADMM iteration (all four phases): Algorithm 1 with over-relaxation ``alpha``."""
+def step_aux(op, usolver, FTY, beta, gamma, st: ADMMState, k, alpha: float = 1.0):
+    """One ADMM iteration (all four phases): Algorithm 1 with over-relaxation ``alpha``.
+    Returns ``(state, aux)``, aux the u-step's diagnostics (pure: it may be compiled)."""
     before = st
-    st = u_update(op, usolver, FTY, st, k)
+    st, aux = u_update(op, usolver, FTY, st, k)
     st = v_update(op, st, beta, usolver.rho, alpha)
     st = s_update(op, st, alpha)
-    return dual_update(before, st, gamma, alpha)
+    return dual_update(before, st, gamma, alpha), aux
+
+
+def step(op, usolver, FTY, beta, gamma, st: ADMMState, k: int, alpha: float = 1.0) -> ADMMState:
+    """``step_aux`` run eagerly, its diagnostics filed into ``usolver.info``."""
+    st, aux = step_aux(op, usolver, FTY, beta, gamma, st, k, alpha)
+    usolver.record(aux)
+    return st
 
 
 def scale_duals(st: ADMMState, factor: float) -> ADMMState:

@@ -50,12 +50,12 @@ class Checked(NamedTuple):
 
 
 def _map_and_accelerate(op, usolver, FTY, beta, gamma, alpha, safeguard, pt: Point, k):
-    """One fused iteration (compiled whole under JAX): ``(next point, T(x))``."""
-    fx = admm.step(op, usolver, FTY, beta, gamma, pt.x, k, alpha)
+    """One fused iteration (compiled whole under JAX): ``(next point, T(x), u-step diagnostics)``."""
+    fx, aux = admm.step_aux(op, usolver, FTY, beta, gamma, pt.x, k, alpha)
     if pt.accel is None:
-        return Point(fx, None), fx
+        return Point(fx, None), fx, aux
     nxt, aa = anderson.update(op.xp, pt.accel, pt.x, fx, safeguard)
-    return Point(nxt, aa), fx
+    return Point(nxt, aa), fx, aux
 
 
 def _accelerate(aa, x, fx, safeguard):
@@ -85,7 +85,7 @@ class Driver:
         X = op.X
         self.FTY = op.FT(Y)
         whole = jit if usolver.jittable else (lambda f, ref: f)
-        # the CG family compiles its own loop; RBCD reads scalars on the host, so it runs op by op
+        # a solver that is not jittable (a custom tol_schedule) compiles its own loop and runs op by op around it
         self._fused = whole(_map_and_accelerate, X)
         self._u = whole(admm.u_update, X)
         self._v, self._s, self._dual = (jit(f, X) for f in (admm.v_update, admm.s_update, admm.dual_update))
@@ -114,11 +114,14 @@ class Driver:
         """Iteration ``k``: returns the next point and ``T(x)``, the iterate to check."""
         t = time.perf_counter()
         if not self.profile:
-            out = self._fused(self.op, self.usolver, self.FTY, self.beta, self.gamma, self.alpha, self.safeguard, pt, k)
+            nxt, fx, aux = self._fused(self.op, self.usolver, self.FTY, self.beta, self.gamma, self.alpha,
+                                       self.safeguard, pt, k)
+            self.usolver.record(aux)
             self.timer("iterations", t, sync=False)
-            return out
+            return nxt, fx
         timer, x = self.timer, pt.x
-        st = self._u(self.op, self.usolver, self.FTY, x, k)
+        st, aux = self._u(self.op, self.usolver, self.FTY, x, k)
+        self.usolver.record(aux)
         t = timer("u", t)
         st = self._v(self.op, st, self.beta, self.rho, self.alpha)
         t = timer("v", t)

@@ -24,10 +24,10 @@ The certificate's cone violation uses the unscaled signs (``signed``).
 """
 from __future__ import annotations
 
-from ._backend import device_of, namespace, pytree
+from ._backend import device_of, is_traced, namespace, pytree
 
 
-@pytree("X", "D", "_S", "_D", "_gram")
+@pytree("X", "D", "_S", "_D", "_gram", "cone_scale")  # cone_scale traced: a new weight does not recompile
 class Operators:
     """Holds X (n, d), the 0/1 patterns D (n, P) and the output count C.
 
@@ -92,7 +92,9 @@ class Operators:
         return xp.reshape(xp.reshape(s, (self.n, 2, self.P, self.C)) * self._S, s.shape)
 
     def _scaled(self, a):
-        return a if self.cone_scale == 1.0 else self.cone_scale * a
+        if isinstance(self.cone_scale, float) and self.cone_scale == 1.0:  # a Python 1, not a traced weight
+            return a
+        return self.cone_scale * a
 
     def G(self, u):
         """G u for u (d, 2PC) -> (n, 2PC)."""
@@ -112,7 +114,10 @@ class Operators:
     def gram(self):
         """The block ``sigma^2 X^T X`` (d, d) of ``G^T G``, computed once and cached."""
         if self._gram is None:
-            self._gram = self._scaled(self._scaled(self.X.T @ self.X))
+            g = self._scaled(self._scaled(self.X.T @ self.X))
+            if is_traced(g):  # a value of one JAX trace must not outlive it (compute it before compiling)
+                return g
+            self._gram = g
         return self._gram
 
     def with_cone_scale(self, cone_scale: float) -> "Operators":

@@ -12,7 +12,8 @@ The loop is a pure step function on an explicit ``CGState`` run by
 ``lax.while_loop`` (compiled once per problem shape; rho, the preconditioner's
 arrays and the tolerance are traced, so neither a new rho nor a new k
 recompiles), and the iteration count and final residual stay on the device
-until ``info`` is read.
+until ``info`` is read. ``step`` returns them as its diagnostics, so the driver
+compiles the whole ADMM iteration around the solve (``jittable``).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import time
 from typing import NamedTuple
 
 from .._backend import jit, pytree, to_float, while_loop
-from .base import ToleranceSchedule, apply_A, record
+from .base import Diagnostics, ToleranceSchedule, apply_A, record
 
 
 class CGState(NamedTuple):
@@ -66,7 +67,8 @@ def pcg(xp, matvec, precond, b, x0, tol, max_iter: int, min_iter: int = 0):
 
     def cond(carry):
         st, it = carry
-        return ((st.rr > target) | (it < min_iter)) & (it < max_iter) & (st.rr > 0) & (bb > 0)
+        # rz <= 0: a preconditioner that rounding made indefinite (float32); stop before dividing by it
+        return ((st.rr > target) | (it < min_iter)) & (it < max_iter) & (st.rr > 0) & (st.rz > 0) & (bb > 0)
 
     def body(carry):
         st, it = carry
@@ -129,8 +131,8 @@ class JacobiPreconditioner:
     descent = apply  # M^{-1} g is already on the scale of A^{-1} g
 
 
-@pytree("op", "XtX", "rho", "precond", static=("max_cg_iter", "min_cg_iter"))
-class CGSolver:
+@pytree("op", "XtX", "rho", "precond", static=("max_cg_iter", "min_cg_iter", "tolerance"))
+class CGSolver(Diagnostics):
     """Plain conjugate gradient on ``A u = b``, warm-started from the previous u.
 
     Options: ``max_cg_iter`` and ``min_cg_iter`` (per u-step; one step from the
@@ -152,7 +154,7 @@ class CGSolver:
     """
 
     name = "cg"
-    jittable = False  # its loop compiles itself (lax.while_loop); the right-hand side runs op by op
+    jittable = True  # no host reads: the driver compiles the whole iteration (False with a tol_schedule)
 
     def __init__(
         self,
@@ -177,8 +179,9 @@ class CGSolver:
         self.min_cg_iter = int(min_cg_iter)
         floor = max(float(inner_tol_min), 100 * float(op.xp.finfo(op.X.dtype).eps))
         self.tolerance = ToleranceSchedule(inner_tol, inner_tol_power, floor, tol_schedule)
-        self._info = {"cg_iters": [], "cg_iters_mean": 0.0, "cg_rel_residual": []}
-        self._pending = []  # (iterations, relative residual) not yet read back
+        self._init_diagnostics({"cg_iters": [], "cg_iters_mean": 0.0, "cg_rel_residual": []})
+        if tol_schedule is not None:  # an arbitrary callable may not accept a traced k
+            self.jittable = False
         self.precond = self._build_preconditioner(**precond_options)
         self.info["precompute_s"] = time.perf_counter() - t0
 
@@ -192,23 +195,18 @@ class CGSolver:
     def matvec(self, u):
         return apply_A(self.op, self.XtX, u, self.rho)
 
-    @property
-    def info(self) -> dict:
-        """Diagnostics; reading them copies the pending counts to the host."""
-        if self._pending:
-            iters = self._info["cg_iters"]
-            for it, rel in self._pending:
-                iters.append(int(to_float(it)))
-                record(self._info, "cg_rel_residual", to_float(rel))
-            self._pending.clear()
-            self._info["cg_iters_mean"] = sum(iters) / len(iters)
-        return self._info
+    def _read(self, aux):
+        it, rel = aux
+        iters = self._info["cg_iters"]
+        iters.append(int(to_float(it)))
+        record(self._info, "cg_rel_residual", to_float(rel))
+        self._info["cg_iters_mean"] = sum(iters) / len(iters)
 
-    def solve(self, b, u0=None, k: int = 1):
+    def step(self, b, u0=None, k=1):
+        """``(u, (iterations, relative residual))``, both counts device scalars."""
         x0 = self.op.xp.zeros_like(b) if u0 is None else u0
         u, it, rel = jit(_solve, b)(self, b, x0, self.tolerance(k))
-        self._pending.append((it, rel))
-        return u
+        return u, (it, rel)
 
     def with_rho(self, rho: float):
         new = copy.copy(self)  # shares ``info`` (and pending counts), so the counts run on across rho changes

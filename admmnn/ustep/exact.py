@@ -130,6 +130,13 @@ class ExactSolver:
             return cho_solve(self.L, t)
         return self.V @ ((self.V.T @ t) / (self.rho + self.evals)[:, None])
 
+    def step(self, b, u0=None, k=0):
+        """``(solve(b), None)``: no diagnostics."""
+        return self.solve(b), None
+
+    def record(self, aux) -> None:
+        pass
+
     def solve(self, b, u0=None, k: int = 0):
         op, xp = self.op, self.op.xp
         q = self.Binv @ b

@@ -45,38 +45,148 @@ import math
 
 import numpy as np
 
-from .._backend import cholesky, eigh, gaussian, pytree, solve_triangular, thin_qr, thin_svd, to_float
+from .._backend import (cholesky_or_nan, compiles, device_of, eigh, gaussian, jit, namespace, pytree,
+                        set_index, solve_triangular, switch, thin_qr, thin_svd, to_float, while_loop)
 from .cg import CGSolver
 
 
-def nystrom_eig(xp, Q, Y):
+def nystrom_eig(Q, Y, rank=None):
     """Stabilised Nyström eigen-approximation ``U diag(lam) U^T`` of a PSD H from
-    an orthonormal test matrix Q (N, r) and ``Y = H Q``; lam descending."""
-    N = Q.shape[0]
-    eps = float(xp.finfo(Y.dtype).eps)
-    nu = math.sqrt(N) * eps * to_float(xp.sqrt(xp.sum(Y * Y)))
-    nu = max(nu, float(np.finfo(np.float64).tiny))
-    Ynu = Y + nu * Q
-    for _ in range(8):  # if rounding leaves Q^T Y_nu indefinite, shift harder
+    an orthonormal test matrix Q (N, R) and ``Y = H Q``; lam descending. With
+    ``rank`` (possibly traced) only the first ``rank`` columns of Q and Y are
+    live and the rest are zero: the core matrix gets an identity block there,
+    so the padded columns come out with lam = 0. No host reads: a core matrix
+    that rounding leaves indefinite is shifted harder in a ``while_loop``."""
+    xp = namespace(Q, Y)
+    N, R = Q.shape
+    nu = math.sqrt(N) * float(xp.finfo(Y.dtype).eps) * xp.sqrt(xp.sum(Y * Y))
+    nu = xp.maximum(nu, float(np.finfo(np.float64).tiny))
+    eye = xp.eye(R, dtype=Y.dtype, device=device_of(Y))
+    pad = 0 if rank is None else eye * xp.astype(xp.arange(R, device=device_of(Y)) >= rank, Y.dtype)
+
+    def core(Ynu):
         Cm = Q.T @ Ynu
-        Cm = (Cm + Cm.T) / 2
-        try:
-            L = cholesky(Cm)
-            if bool(to_float(xp.all(xp.isfinite(L)))):
-                break
-        except Exception:  # LinAlgError (NumPy) / RuntimeError (torch); JAX returns NaN
-            pass
-        Ynu = Ynu + 9 * nu * Q
-        nu = 10 * nu
-    else:
-        raise np.linalg.LinAlgError("the Nyström core matrix is not positive definite even after shifting")
+        return cholesky_or_nan((Cm + Cm.T) / 2 + pad)
+
+    def cond(c):
+        L, _, _, tries = c
+        return ~xp.all(xp.isfinite(L)) & (tries < 9)
+
+    def body(c):  # the first pass factors Y + nu Q; each later one shifts by 10x more first
+        _, Ynu, nu, tries = c
+        grow = 9.0 * (tries > 0)
+        Ynu = Ynu + grow * nu * Q
+        return core(Ynu), Ynu, nu + grow * nu, tries + 1
+
+    Ynu = Y + nu * Q
+    nan = xp.full((R, R), float("nan"), dtype=Y.dtype, device=device_of(Y))
+    L, Ynu, nu, _ = while_loop(cond, body, (nan, Ynu, nu, 0), Y)
     B = solve_triangular(L, Ynu.T, lower=True).T
     U, s = thin_svd(B)
-    lam = xp.maximum(s * s - nu, 0)
-    return U, lam
+    return U, xp.maximum(s * s - nu, 0)
 
 
-@pytree("U", "_coef", "Bis", static=("xp",))
+def _coefs(U, lam, rank, mu):
+    """The preconditioner's arrays from ``H ~ U diag(lam) U^T`` with ``rank`` live
+    columns: ``(U, lam, coef, coef_sqrt, lam_r)``, coefficients 0 on padded columns."""
+    xp = namespace(U, lam)
+    lam_r = lam[rank - 1]
+    ratio = (lam_r + mu) / (lam + mu)
+    live = xp.arange(lam.shape[0], device=device_of(lam)) < rank
+    zero = xp.zeros_like(lam)
+    return U, lam, xp.where(live, ratio - 1, zero), xp.where(live, ratio**0.5 - 1, zero), lam_r
+
+
+def _factor(Q, YF, YG, unit, rank, rho, mu):
+    """The preconditioner's arrays for ``rho`` from the stored sketch (compiled;
+    no operator application): base "block" only rescales ``unit``, the factors at
+    rho = 1; base "identity" redoes the small factorisations."""
+    if YG is None:
+        U, lam = unit
+        return _coefs(U, lam / rho, rank, mu)
+    return _coefs(*nystrom_eig(Q, YF / rho + YG, rank), rank, mu)
+
+
+def _sketch_parts(op, Bis, W):
+    """``F^T F W`` and ``G^T G W`` for W (d, 2PC, r): one batched application
+    (base "block", ``Bis`` = B^{-1/2}: ``B^{-1/2} F^T F B^{-1/2} W`` and None)."""
+    if Bis is None:
+        return op.FT_batch(op.F_batch(W)), op.gram_batch(W)
+    return _block(Bis, op.FT_batch(op.F_batch(_block(Bis, W)))), None
+
+
+def _block(Bis, W):
+    """``(I (x) B^{-1/2}) W`` for W (d, ...): one GEMM."""
+    xp = namespace(W)
+    return xp.reshape(Bis @ xp.reshape(W, (W.shape[0], -1)), W.shape)
+
+
+def _pad(xp, a, width):
+    """``a`` (N, r) or (r,) with zero columns (entries) appended up to ``width``."""
+    if a is None or a.shape[-1] == width:
+        return a
+    z = xp.zeros(a.shape[:-1] + (width - a.shape[-1],), dtype=a.dtype, device=device_of(a))
+    return xp.concat([a, z], axis=-1)
+
+
+def _sketch(op, Bis, Omega, rho, mu, levels):
+    """The adaptive sketch, compiled whole: a ``while_loop`` over the ranks in
+    ``levels`` (static; each a doubling of the last) whose body ``switch``es to
+    the level's own branch of static shapes. Level i sketches only its new
+    columns ``Omega[..., levels[i-1]:levels[i]]``, orthonormalises the first
+    ``levels[i]`` and factors; the loop stops when ``lam_r <= mu`` or the levels
+    run out. Everything is returned zero-padded to ``R = levels[-1]`` columns:
+    ``(rank, Q, YF, YG, unit, U, lam, coef, coef_sqrt, lam_r)`` (YF, YG: the
+    sketches recombined for Q, i.e. ``H_F Q`` and ``H_G Q``; unit: the factors
+    of base "block" at rho = 1)."""
+    xp = namespace(Omega)
+    d, G, R = Omega.shape
+    N = d * G
+    Om = xp.reshape(Omega, (N, R))
+    block = Bis is not None
+
+    def zeros():  # a fresh buffer each: NumPy fills them in place
+        return xp.zeros((N, R), dtype=Omega.dtype, device=device_of(Omega))
+
+    def level(i):
+        a, r = (levels[i - 1] if i else 0), levels[i]
+
+        def run(c):
+            _, YF, YG = c[:3]
+            nF, nG = _sketch_parts(op, Bis, Omega[:, :, a:r])
+            YF = set_index(YF, (slice(None), slice(a, r)), xp.reshape(nF, (N, r - a)))
+            if not block:
+                YG = set_index(YG, (slice(None), slice(a, r)), xp.reshape(nG, (N, r - a)))
+            Q, T = thin_qr(Om[:, :r])
+            # H Q = H Omega T^{-1}, column by column a linear recombination
+            YFq = solve_triangular(T.T, YF[:, :r].T, lower=True).T
+            YGq = None if block else solve_triangular(T.T, YG[:, :r].T, lower=True).T
+            unit = nystrom_eig(Q, YFq) if block else None
+            U, lam = (unit[0], unit[1] / rho) if block else nystrom_eig(Q, YFq / rho + YGq)
+            unit = None if unit is None else (_pad(xp, unit[0], R), _pad(xp, unit[1], R))
+            arrays = _coefs(_pad(xp, U, R), _pad(xp, lam, R), r, mu)
+            return (i + 1, YF, YG, _pad(xp, Q, R), _pad(xp, YFq, R), _pad(xp, YGq, R), unit, r) + arrays
+
+        return run
+
+    branches = [level(i) for i in range(len(levels))]
+
+    def cond(c):
+        i, lam_r = c[0], c[-1]
+        return (i < len(levels)) & ((i == 0) | (lam_r > mu))
+
+    def body(c):
+        return switch(c[0], branches, c, Omega)
+
+    lam0 = xp.zeros((R,), dtype=Omega.dtype, device=device_of(Omega))
+    unit0 = (zeros(), lam0) if block else None
+    start = (0, zeros(), None if block else zeros(), zeros(), zeros(), None if block else zeros(), unit0, 1,
+             zeros(), lam0, lam0, lam0, lam0[0] + 2 * mu)
+    _, _, _, Q, YF, YG, unit, rank, U, lam, coef, coef_sqrt, lam_r = while_loop(cond, body, start, Omega)
+    return rank, Q, YF, YG, unit, (U, lam, coef, coef_sqrt, lam_r)
+
+
+@pytree("U", "_coef", "Bis", "_lam_r", "mu", static=("xp",))
 class NystromPreconditioner:
     """``P^{-1}`` above for ``A = mu I + F^T F / rho + G^T G`` on operators ``op``.
 
@@ -84,6 +194,11 @@ class NystromPreconditioner:
     adaptive rule), ``seed`` (of the Gaussian test matrix), ``mu`` (the shift;
     1 for the u-step's A), ``cache_size`` (factorisations kept for recent rhos),
     ``base`` ("identity" or "block", see the module docstring).
+
+    The sketch and the adaptive rank are compiled under JAX (see ``_sketch``): its
+    arrays keep the width of the largest rank allowed, the columns past the rank
+    chosen being zero, so that one compilation serves every data set of a shape
+    whatever rank it needs. Elsewhere they are cut to the rank chosen.
 
     ``apply(r)`` is ``M^{-1} r``; ``factor`` and ``factor_t`` apply L and L^T for a
     factorisation ``M^{-1} = L L^T`` (for condition numbers and RBCD).
@@ -94,13 +209,13 @@ class NystromPreconditioner:
         mu: float = 1.0, cache_size: int = 4, base: str = "identity",
     ):
         xp = self.xp = op.xp
-        self.op = op
         if base not in ("identity", "block"):
             raise ValueError(f"base must be 'identity' or 'block', got {base!r}")
         self.base = base
         self.Bis = None
+        XtX = op.gram()  # cached on op before op enters the compiled sketch
         if base == "block":  # (I + X^T X)^{-1/2}
-            ev, V = eigh(op.gram())
+            ev, V = eigh(XtX)
             self.Bis = (V * (1 + xp.maximum(ev, 0)) ** -0.5) @ V.T
         self.mu = float(mu)
         self.cache_size = int(cache_size)
@@ -113,68 +228,50 @@ class NystromPreconditioner:
             target = r = min(int(rank), N)
         if r < 1:
             raise ValueError(f"the Nyström rank must be >= 1, got {rank!r}")
-        Omega = YF = YG = None
-        self.n_sketched = 0
-        while True:
-            new = gaussian((op.d, op.n_groups, r - self.n_sketched), op.X, rng)
-            nF, nG = self._sketch(new)
-            self.n_sketched = r
-            new, nF = (xp.reshape(a, (N, -1)) for a in (new, nF))
-            nG = None if nG is None else xp.reshape(nG, (N, -1))
-            Omega, YF = (a if b is None else xp.concat([b, a], axis=1) for a, b in ((new, Omega), (nF, YF)))
-            if nG is not None:
-                YG = nG if YG is None else xp.concat([YG, nG], axis=1)
-            Q, R = thin_qr(Omega)
-            # H Q = H Omega R^{-1}, column by column a linear recombination
-            self.YF = solve_triangular(R.T, YF.T, lower=True).T
-            self.YG = None if YG is None else solve_triangular(R.T, YG.T, lower=True).T
-            self.Q = Q
-            self._cache.clear()
-            self._unit = None
-            self._set_rho(rho)
-            if r >= target or to_float(self.lam[-1]) <= self.mu:
-                break
-            r = min(2 * r, target)
-        self.rank = r
+        levels = [r]
+        while levels[-1] < target:
+            levels.append(min(2 * levels[-1], target))
+        # the Gaussian test matrix, drawn level by level on the host
+        Omega = xp.concat([gaussian((op.d, op.n_groups, b - a), op.X, rng)
+                           for a, b in zip([0] + levels[:-1], levels)], axis=-1)
+        self.rho = float(rho)
+        out = jit(_sketch, op.X, static_argnames=("levels",))(op, self.Bis, Omega, self.rho, self.mu,
+                                                                levels=tuple(levels))
+        self._rank, self.Q, self.YF, self.YG, self._unit, arrays = out
+        self.rank = int(to_float(self._rank))  # one host read, after the compiled sketch
+        if not compiles(op.X):  # no compilation to serve: drop the padding
+            r = self.rank
+            self._rank = r
+            self.Q, self.YF = self.Q[:, :r], self.YF[:, :r]
+            self.YG = None if self.YG is None else self.YG[:, :r]
+            self._unit = None if self._unit is None else (self._unit[0][:, :r], self._unit[1][:r])
+            arrays = tuple(a[..., :r] for a in arrays[:4]) + arrays[4:]
+        self._remember(self.rho, arrays)
+        if not math.isfinite(self.lam_r):
+            raise np.linalg.LinAlgError("the Nyström core matrix is not positive definite even after shifting")
 
-    def _sketch(self, W):
-        """``F^T F W`` and ``G^T G W`` for W (d, 2PC, r): one batched application
-        (base "block": ``B^{-1/2} F^T F B^{-1/2} W`` and None)."""
-        op = self.op
-        if self.Bis is None:
-            return op.FT_batch(op.F_batch(W)), op.gram_batch(W)
-        return self._block(op.FT_batch(op.F_batch(self._block(W)))), None
-
-    def _block(self, W):
-        """``(I (x) B^{-1/2}) W`` for W (d, ...): one GEMM."""
-        xp = self.xp
-        return xp.reshape(self.Bis @ xp.reshape(W, (W.shape[0], -1)), W.shape)
+    def _remember(self, rho, hit):
+        """Make ``hit`` the current factorisation, most recently used in the cache.
+        Residual balancing moves rho by factors of 2, so the same few values recur:
+        the last ``cache_size`` factorisations are kept."""
+        self._cache[rho] = hit
+        while len(self._cache) > self.cache_size:
+            self._cache.pop(next(iter(self._cache)))
+        self.U, self.lam, self._coef, self._coef_sqrt, self._lam_r = hit
 
     def _set_rho(self, rho: float):
-        """Recombine the stored sketches for ``rho`` and refactor (r x r work and
-        one thin N x r SVD). Residual balancing moves rho by factors of 2, so the
-        same few values recur: the last ``cache_size`` factorisations are kept."""
+        """Recombine the stored sketches for ``rho`` and refactor (compiled: r x r
+        work and one thin N x r SVD; base "block" only rescales)."""
         self.rho = float(rho)
         hit = self._cache.pop(self.rho, None)
         if hit is None:
-            if self.YG is None:  # H~ = (sketched part) / rho: the factors at rho = 1 rescale
-                if self._unit is None:
-                    self._unit = nystrom_eig(self.xp, self.Q, self.YF)
-                U, lam = self._unit
-                lam = lam / self.rho
-            else:
-                U, lam = nystrom_eig(self.xp, self.Q, self.YF / self.rho + self.YG)
-            ratio = (lam[-1] + self.mu) / (lam + self.mu)
-            hit = (U, lam, ratio - 1, ratio**0.5 - 1)
-        self._cache[self.rho] = hit  # most recently used last
-        while len(self._cache) > self.cache_size:
-            self._cache.pop(next(iter(self._cache)))
-        self.U, self.lam, self._coef, self._coef_sqrt = hit
+            hit = jit(_factor, self.Q)(self.Q, self.YF, self.YG, self._unit, self._rank, self.rho, self.mu)
+        self._remember(self.rho, hit)
 
     @property
     def lam_r(self) -> float:
         """Smallest retained eigenvalue: the error estimate of the adaptive rule."""
-        return to_float(self.lam[-1])
+        return to_float(self._lam_r)
 
     def with_rho(self, rho: float) -> "NystromPreconditioner":
         """The preconditioner for another rho: no new operator application."""
@@ -187,6 +284,9 @@ class NystromPreconditioner:
         x = xp.reshape(r, (-1,))
         x = x + self.U @ (coef * (self.U.T @ x))
         return xp.reshape(x, r.shape)
+
+    def _block(self, W):
+        return _block(self.Bis, W)
 
     def apply(self, r):
         """M^{-1} r for r (d, 2PC)."""
@@ -208,7 +308,7 @@ class NystromPreconditioner:
         ``(U lam U^T + mu I)^{-1} g`` and elsewhere ``g / (lam_r + mu)`` (base
         "identity"), an approximate Newton direction (M^{-1} alone is scaled for
         CG, where the scale does not matter, but overshoots by ``lam_r + mu``)."""
-        return self.apply(g) / (self.lam[-1] + self.mu)
+        return self.apply(g) / (self._lam_r + self.mu)
 
 
 class NystromCGSolver(CGSolver):

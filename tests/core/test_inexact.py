@@ -176,8 +176,6 @@ def test_rbcd_objective_never_increases(precond):
     assert np.isclose(trace[-1], f(u), rtol=1e-8)  # the record is the true objective
     assert np.all(np.diff(trace) <= 1e-12 * abs(trace[0]))
     assert trace[-1] < trace[0] - 1e-3 * abs(trace[0])
-    if precond == "none":  # raw gradient steps of length 1 overshoot: the line search must act
-        assert s.info["rbcd_halvings"] > 0
 
 
 def test_auto_goes_matrix_free_when_exact_does_not_fit():

@@ -44,7 +44,7 @@ def inject(monkeypatch, phase, at, change):
 
 
 def test_injected_nan_diverges_and_keeps_last_good_iterate(monkeypatch):
-    inject(monkeypatch, "u_update", 25, lambda st: st._replace(u=st.u * np.nan))
+    inject(monkeypatch, "u_update", 25, lambda out: (out[0]._replace(u=out[0].u * np.nan), out[1]))
     with pytest.warns(DivergenceWarning, match=r"diverged at iteration 30: non-finite .*iteration 20.*Try: a larger rho"):
         res = run(100)
     assert res.status == "diverged" and res.n_iter == 20
