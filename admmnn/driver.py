@@ -19,6 +19,7 @@ belongs to ``run``'s caller through ``on_check``.
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -87,14 +88,15 @@ class Driver:
         whole = jit if usolver.jittable else (lambda f, ref: f)
         # the CG family compiles its own loop; RBCD reads scalars on the host, so it runs op by op
         self._fused = whole(_map_and_accelerate, X)
-        self._u = whole(admm.u_update, X)
+        # else only the right-hand side is compiled (under JAX, one call instead of a dozen op by op)
+        self._u = whole(admm.u_update, X) if usolver.jittable else partial(admm.u_update, rhs=jit(admm.u_rhs, X))
         self._v, self._s, self._dual = (jit(f, X) for f in (admm.v_update, admm.s_update, admm.dual_update))
         self._accel = jit(_accelerate, X)
         # the certificate in float64, whatever the iterates' dtype
         if str(X.dtype).endswith("float64"):
             self.cert_op, self.cert_Y, self.cast_array = op, Y, (lambda a: a)
         else:
-            self.cert_op = Operators(as_float64(X), as_float64(op.D), op.C, op.cone_scale)
+            self.cert_op = Operators(as_float64(X), as_float64(op.D), op.C, op.cone_scale, op.n_pad)
             self.cert_Y = as_float64(Y)
             self.cast_array = as_float64
         self._cast = lambda st: ADMMState(*(self.cast_array(a) for a in st))
