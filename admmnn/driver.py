@@ -116,22 +116,35 @@ class Driver:
         """Iteration ``k``: returns the next point and ``T(x)``, the iterate to check."""
         t = time.perf_counter()
         if not self.profile:
-            out = self._fused(self.op, self.usolver, self.FTY, self.beta, self.gamma, self.alpha, self.safeguard, pt, k)
+            if self.usolver.jittable:
+                out = self._fused(self.op, self.usolver, self.FTY, self.beta, self.gamma, self.alpha, self.safeguard,
+                                  pt, k)
+            else:  # the compiled phases one after the other, with no synchronisation
+                out = self._phases(pt, k, lambda phase: None)
             self.timer("iterations", t, sync=False)
             return out
-        timer, x = self.timer, pt.x
+        clock = [t]
+
+        def tick(phase):
+            clock[0] = self.timer(phase, clock[0])
+
+        return self._phases(pt, k, tick)
+
+    def _phases(self, pt: Point, k: int, tick) -> tuple[Point, ADMMState]:
+        """One iteration phase by phase, calling ``tick(phase)`` after each."""
+        x = pt.x
         st = self._u(self.op, self.usolver, self.FTY, x, k)
-        t = timer("u", t)
+        tick("u")
         st = self._v(self.op, st, self.beta, self.rho, self.alpha)
-        t = timer("v", t)
+        tick("v")
         st = self._s(self.op, st, self.alpha)
-        t = timer("s", t)
+        tick("s")
         fx = self._dual(x, st, self.gamma, self.alpha)
-        t = timer("dual", t)
+        tick("dual")
         if pt.accel is None:
             return Point(fx, None), fx
         nxt, aa = self._accel(pt.accel, x, fx, self.safeguard)
-        timer("accel", t)
+        tick("accel")
         return Point(nxt, aa), fx
 
     def check(self, fx: ADMMState, x: ADMMState) -> dict:

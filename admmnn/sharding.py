@@ -27,7 +27,11 @@ n x n Cholesky factor, which is dense in both dimensions, so row-sharding it
 would need a distributed triangular solve (n^2 bytes, and communication at every
 u-step) exactly where the mesh is wanted, when n is too large for one device.
 ``solver="auto"`` picks ``AUTO_SOLVER``. The active-set polish is host NumPy code,
-so it is off with a mesh.
+so it is off with a mesh. Anderson acceleration is off by default with a mesh:
+its memory is one flat vector of all the iterates, (d + n) 2PC entries, and the
+concatenation of replicated weights with row-sharded slacks makes the compiler
+all-gather the slack and its dual on every device at every iteration (counted by
+``benchmarks/sharded.py``); ``anderson=5`` still works, at that cost.
 """
 from __future__ import annotations
 

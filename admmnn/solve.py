@@ -48,7 +48,7 @@ def solve(
     rho_ratio: float | None = None,
     alpha: float = 1.7,
     gamma: float = 1.0,
-    anderson: int = 5,
+    anderson: int | None = None,
     safeguard: float = 1.0,
     polish: bool | None = None,
     max_time: float | None = None,
@@ -92,8 +92,8 @@ def solve(
         Over-relaxation in (0, 2); 1 is plain ADMM.
     gamma : float, default 1.0
         Dual step length in (0, (1 + sqrt 5) / 2).
-    anderson : int, default 5
-        Memory (columns) of the safeguarded Anderson acceleration; 0 turns it off.
+    anderson : int or None, default None
+        Memory (columns) of the safeguarded Anderson acceleration; 0 turns it off. None: 5, and 0 with a mesh (its memory is one flat vector of the iterates, which the compiler gathers on every device at each iteration: O(n PC) bytes of communication, see ``admmnn.sharding``).
     safeguard : float, default 1.0
         An extrapolated point is kept only if its fixed-point residual is at most this times its base point's (>= 1).
     polish : bool or None, default None
@@ -162,6 +162,8 @@ def solve(
         raise ValueError(f"gamma must lie in (0, 1.618), got {gamma!r}")
     if not (isinstance(alpha, (int, float)) and 0 < alpha < 2):
         raise ValueError(f"alpha must lie in (0, 2), got {alpha!r}")
+    if anderson is None:
+        anderson = 5 if mesh is None else 0
     if isinstance(anderson, bool) or not isinstance(anderson, (int, np.integer)) or not 0 <= anderson <= 100:
         raise ValueError(f"anderson must be an integer memory in [0, 100] (0: off), got {anderson!r}")
     if not (isinstance(safeguard, (int, float)) and math.isfinite(safeguard) and safeguard >= 1):
