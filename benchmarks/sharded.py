@@ -80,7 +80,7 @@ def programs(X, Y, D, mesh, solver, beta, check_every):
     op = Operators(X, D, Y.shape[1], defaults.default_rho_ratio(X) ** 0.5)
     rho = defaults.default_penalty(X, Y, beta)
     us = make_usolver(solver, op, rho)
-    drv = Driver(op, us, Y, beta, alpha=1.7, memory=5, profile=False)
+    drv = Driver(op, us, Y, beta, alpha=1.7, memory=5, profile=False)  # memory only for the Anderson program
     pt = drv.start(admm.init_state(op))
     st = pt.x
     b = admm.u_rhs(op, drv.FTY, rho, st)
@@ -94,45 +94,49 @@ def programs(X, Y, D, mesh, solver, beta, check_every):
         "v": (text(drv._v, op, st, beta, rho, 1.7), 1.0),
         "s": (text(drv._s, op, st, 1.7), 1.0),
         "dual": (text(drv._dual, st, st, 1.0, 1.7), 1.0),
-        "anderson": (text(drv._accel, pt.accel, st, st, 1.0), 1.0),
+        "anderson": (text(drv._accel, pt.accel, st, st, 1.0), 0.0),  # off on a mesh by default (see solve)
         "check": (text(drv._check, drv.cert_op, drv.cert_Y, beta, rho, st, st, 1e-6, 1e-4), 1.0 / check_every),
     }
 
 
-def time_allreduce(mesh, shape, dtype, repeats=200):
-    """Seconds of one all-reduce of ``shape`` over ``mesh`` (a compiled sum of per-device blocks)."""
+def time_allreduce(mesh, shape, dtype, reps=50):
+    """Seconds of one all-reduce of ``shape`` over ``mesh``: ``reps`` chained ``psum`` in one
+    compiled loop, minus the same program with one, divided by ``reps - 1`` (no launch cost)."""
     import jax
     import jax.numpy as jnp
-    import numpy as np
+    from jax.sharding import PartitionSpec
 
     from admmnn import sharding
 
     p = int(mesh.shape[sharding.AXIS])
     if p == 1:
         return 0.0
-    size = int(np.prod(shape)) if shape else 1
-    x = jax.device_put(jnp.ones((p, size), dtype=dtype), sharding.row_sharding(mesh))
-    f = jax.jit(lambda a: jnp.sum(a, axis=0), out_shardings=sharding.replicated(mesh))
-    f(x).block_until_ready()
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
+    size = 1
+    for dim in shape:
+        size *= int(dim)
+    x = jax.device_put(jnp.ones((p * size,), dtype=dtype), jax.sharding.NamedSharding(mesh, PartitionSpec("data")))
+
+    def program(count):
+        def local(c):
+            return jax.lax.fori_loop(0, count, lambda i, a: jax.lax.psum(a, sharding.AXIS) * (1.0 / p), c)
+
+        spec = PartitionSpec(sharding.AXIS)
+        return jax.jit(jax.shard_map(local, mesh=mesh, in_specs=spec, out_specs=spec))
+
+    times = []
+    for count in (1, reps):
+        f = program(count)
         f(x).block_until_ready()
-        best = min(best, time.perf_counter() - t)
-    empty = jax.jit(lambda a: a[0] * 1, out_shardings=sharding.replicated(mesh))  # the same launch, no reduction
-    empty(x).block_until_ready()
-    base = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        empty(x).block_until_ready()
-        base = min(base, time.perf_counter() - t)
-    return max(best - base, 0.0)
+        times.append(_best(lambda: f(x).block_until_ready(), 20))
+    return max(times[1] - times[0], 0.0) / (reps - 1)
 
 
 def worker(args):
     import jax
 
     jax.config.update("jax_enable_x64", True)
+    # each compiled call finishes before the next starts (simulated devices share a thread pool)
+    jax.config.update("jax_cpu_enable_async_dispatch", False)
     import jax.numpy as jnp
     import numpy as np
     from jax.sharding import Mesh
@@ -157,26 +161,29 @@ def worker(args):
     log("timed")
     per_iter = (t2 - t1) / (args.k2 - args.k1)
     cg_iters = float(res.info.get("cg_iters_mean", 1.0))
-    rows, comm, nbytes, count = [], 0.0, 0.0, 0.0
+    rows, comm, nbytes, count, anderson_bytes = [], 0.0, 0.0, 0.0, 0.0
     timed = {}
     log("collectives")
     for phase, (hlo, calls) in programs(X, Y, D, mesh, args.solver, args.beta, args.check_every).items():
         for c in collectives(hlo):
             times = calls * (cg_iters if c["in_loop"] else 1.0)
             key = tuple(c["shapes"])
-            if key not in timed:
+            if key not in timed and times > 0:
                 dtype = "float64" if any(s.startswith("f64") for s in key) else "float32"
                 timed[key] = sum(time_allreduce(mesh, tuple(int(x) for x in s[s.index("[") + 1:-1].split(",") if x),
                                                 dtype) for s in key)
-            rows.append(dict(c, phase=phase, per_iteration=times, seconds=timed[key]))
+            rows.append(dict(c, phase=phase, per_iteration=times, seconds=timed.get(key, 0.0)))
+            if phase == "anderson":
+                anderson_bytes += c["bytes"]
             count += times
             nbytes += times * c["bytes"]
-            comm += times * timed[key]
+            comm += times * timed.get(key, 0.0)
     out = {
         "devices": p, "n": args.n, "d": args.d, "P": args.patterns, "C": args.outputs, "solver": args.solver,
         "seconds_per_iteration": per_iter, "cg_iters_mean": cg_iters, "collectives_per_iteration": count,
         "bytes_allreduced_per_iteration": nbytes, "comm_seconds_per_iteration": comm,
         "comm_share": comm / per_iter if per_iter > 0 else float("nan"), "objective": res.objective,
+        "anderson_bytes_per_iteration": anderson_bytes,
         "collectives": rows, "jax": jax.__version__,
     }
     print(json.dumps(out))
@@ -186,7 +193,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--devices", type=int, nargs="+", default=[1, 2, 4])
     ap.add_argument("--n", type=int, default=8000)
-    ap.add_argument("--d", type=int, default=64)
+    ap.add_argument("--d", type=int, default=48)
     ap.add_argument("--patterns", type=int, default=16)
     ap.add_argument("--outputs", type=int, default=4)
     ap.add_argument("--beta", type=float, default=1e-2)
@@ -204,7 +211,9 @@ def main(argv=None):
     for p in args.devices:
         env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={p}", JAX_PLATFORMS="cpu")
         cmd = [sys.executable, __file__, "--worker", str(p)] + [a for a in (argv or sys.argv[1:])]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if proc.returncode:
+            raise SystemExit(f"{p} devices: exit {proc.returncode}\n{proc.stderr[-3000:]}")
         results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     lines = [f"row-sharded ADMM, simulated CPU devices (jax {results[0]['jax']}, {os.cpu_count()} cores), "
              f"n={args.n} d={args.d} P={args.patterns} C={args.outputs} float64, solver {args.solver}",
@@ -214,7 +223,10 @@ def main(argv=None):
         lines.append(f"{r['devices']:7d}  {r['seconds_per_iteration']:.4f}  {r['seconds_per_iteration'] / base:10.2f}  "
                      f"{r['cg_iters_mean']:8.1f}  {r['collectives_per_iteration']:16.1f}  "
                      f"{r['bytes_allreduced_per_iteration'] / 2**20:20.3f}  {r['comm_share']:10.1%}")
-    lines.append("per program (one call; in_loop: once per CG iteration), at the largest device count:")
+    lines.append("with anderson=5 (off by default on a mesh), one iteration would add "
+                 + ", ".join(f"{r['anderson_bytes_per_iteration'] / 2**20:.2f} MiB" for r in results)
+                 + " of collectives (all-gathers of the slack and its dual)")
+    lines.append("per program (one call; in_loop: once per CG iteration; x0: not run), at the largest device count:")
     for c in results[-1]["collectives"]:
         lines.append(f"  {c['phase']:9s} {c['kind']:11s} {'+'.join(c['shapes']):28s} {c['bytes']:9d} B  "
                      f"in_loop={c['in_loop']}  x{c['per_iteration']:.2f}/iter")
