@@ -95,8 +95,7 @@ def main(argv=None):
         np.save(os.path.join(tmp, "X.npy"), X)
         np.save(os.path.join(tmp, "Y.npy"), Y)
         port = _free_port()
-        env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-        env["JAX_PLATFORMS"] = "cpu"
+        env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_cpu_multi_thread_eigen=false")  # see sharded.py
         cmd = [sys.executable, os.path.abspath(__file__), "--port", str(port), "--data", tmp] + (
             argv if argv is not None else sys.argv[1:])
         procs = [subprocess.Popen(cmd + ["--process", str(i)], env=env, stdout=subprocess.PIPE,

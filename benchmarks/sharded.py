@@ -209,7 +209,10 @@ def main(argv=None):
         return worker(args)
     results = []
     for p in args.devices:
-        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={p}", JAX_PLATFORMS="cpu")
+        # one thread per device inside XLA: with Eigen's multi-threaded kernels, a device blocked in an
+        # all-reduce can starve the pool that the other device's GEMM waits on (seen on 2 cores)
+        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={p} --xla_cpu_multi_thread_eigen=false",
+                   JAX_PLATFORMS="cpu")
         cmd = [sys.executable, __file__, "--worker", str(p)] + [a for a in (argv or sys.argv[1:])]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if proc.returncode:

@@ -32,7 +32,7 @@ def _run(cmd, env_extra, timeout=900):
 def four():
     """Measurements of tests/sharding_run.py on 4 simulated CPU devices."""
     return _run([sys.executable, os.path.join(HERE, "sharding_run.py")],
-                {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
+                {"XLA_FLAGS": "--xla_force_host_platform_device_count=4 --xla_cpu_multi_thread_eigen=false"})
 
 
 @pytest.mark.parametrize("solver", ["cg", "pcg-nystrom-block"])
@@ -84,7 +84,7 @@ def test_estimator_on_a_mesh(four):
 
 def test_two_processes_agree_with_one():
     script = os.path.join(ROOT, "benchmarks", "distributed_localhost.py")
-    r = _run([sys.executable, script, "--iters", "20", "--timeout", "600"], {})
+    r = _run([sys.executable, script, "--iters", "20", "--timeout", "600"], {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false"})
     assert r["processes"] == 2 and r["devices"] == 4 and r["slack_devices"] == 4
     assert r["global_rows"] == 124  # 122 rows and two zero rows, one block of 62 per process
     assert r["objective_rel_diff"] <= 1e-10 and r["v_max_abs_diff"] <= 1e-8
