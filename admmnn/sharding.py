@@ -41,7 +41,7 @@ from ._backend import backend_of
 
 #: the mesh axis the rows are split over
 AXIS = "data"
-#: what solver="auto" picks with a mesh (the matrix-free solver ``choose_solver`` prefers)
+#: what solver="auto" picks with a mesh (the crossover table of ``ustep.auto`` covers one device only)
 AUTO_SOLVER = "pcg-nystrom"
 
 
