@@ -14,7 +14,9 @@ from admmnn import admm, certificate, distributed, sharding
 from admmnn.operators import Operators
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+ROOT = HERE
+while not os.path.exists(os.path.join(ROOT, "pyproject.toml")) and os.path.dirname(ROOT) != ROOT:
+    ROOT = os.path.dirname(ROOT)  # the repository root, wherever tests/ keeps this file
 jax = pytest.importorskip("jax")
 
 
