@@ -52,7 +52,7 @@ def project(bench: dict, n: int, d: int, P: int, C: int, p: int, itemsize: int, 
             for dim in dims:
                 sym, k = symbolic(dim, d_b, pc_b)
                 b *= size[sym] * k
-            allreduced += calls * b
+            allreduced += calls * b * (p > 1)
             comm_bytes += calls * b * 2 * (p - 1) / p
     rows = n / p
     k2 = 2 * P * C
