@@ -38,6 +38,7 @@ from __future__ import annotations
 import re
 
 from ._backend import backend_of
+from .ustep import SOLVERS
 
 #: the mesh axis the rows are split over
 AXIS = "data"
@@ -68,8 +69,6 @@ def check_mesh(mesh, *arrays) -> int:
 def check_solver(solver: str) -> str:
     """The u-step solver to run on a mesh: ``AUTO_SOLVER`` for "auto"; "exact" is refused."""
     if solver == "exact":
-        from .ustep import SOLVERS
-
         free = [name for name in sorted(SOLVERS) if name != "exact"]
         raise ValueError(
             f"solver='exact' cannot run on a mesh: its n x n Cholesky factor is not row-sharded. "
