@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 from array_api_compat import array_namespace, is_jax_array, is_numpy_array, is_torch_array
-from array_api_compat import device as device_of
+from array_api_compat import device as _device
 
 BACKENDS = ("numpy", "torch", "jax")
 
@@ -19,6 +19,20 @@ BACKENDS = ("numpy", "torch", "jax")
 def namespace(*arrays):
     """The array-API namespace of ``arrays`` (NumPy, torch or JAX)."""
     return array_namespace(*arrays)
+
+
+def device_of(x, replicated: bool = False):
+    """The device of ``x`` (for a JAX array sharded over several devices, its
+    sharding; None for a traced value). With ``replicated``, such a sharding is
+    replaced by one that keeps a whole copy on every device of its mesh: the
+    placement for arrays of another shape, e.g. the (d, 2PC) weights of
+    row-sharded data (``admmnn.sharding``)."""
+    dev = _device(x)
+    if replicated and is_jax_array(x) and len(x.sharding.device_set) > 1:
+        from jax.sharding import NamedSharding, PartitionSpec
+
+        return NamedSharding(x.sharding.mesh, PartitionSpec())
+    return dev
 
 
 def backend_of(x) -> str:

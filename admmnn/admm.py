@@ -42,11 +42,15 @@ def init_state(op) -> ADMMState:
     return ADMMState(zu, zu, zs, zu, zs, zs)
 
 
-def u_update(op, usolver, FTY, st: ADMMState, k: int):
-    """Solve ``A u = F^T Y / rho + v - lam + G^T (s - nu)`` with the u-step solver.
-    Returns ``(state, aux)``, aux the solver's diagnostics (see ``ustep.base``)."""
-    b = FTY / usolver.rho + st.v - st.lam + op.GT(st.s - st.nu)
-    u, aux = usolver.step(b, st.u, k)
+def u_rhs(op, FTY, rho, st: ADMMState):
+    """The u-step's right-hand side ``F^T Y / rho + v - lam + G^T (s - nu)`` (d, 2PC)."""
+    return FTY / rho + st.v - st.lam + op.GT(st.s - st.nu)
+
+
+def u_update(op, usolver, FTY, st: ADMMState, k: int, rhs=u_rhs):
+    """Solve ``A u = u_rhs(...)`` with the u-step solver (``rhs``: ``u_rhs``, or its
+    compiled form). Returns ``(state, aux)``, aux the solver's diagnostics (see ``ustep.base``)."""
+    u, aux = usolver.step(rhs(op, FTY, usolver.rho, st), st.u, k)
     return st._replace(u=u), aux
 
 
@@ -132,7 +136,7 @@ def check(op, Y, beta, rho, st: ADMMState, prev: ADMMState, eps_abs, eps_rel):
 
     r_pri = norm(st.u - st.v, st.Gu - st.s)
     r_dual = rho * norm(st.v - prev.v + GT_ds)
-    n_pri = st.u.shape[0] * st.u.shape[1] + st.s.shape[0] * st.s.shape[1]
+    n_pri = st.u.shape[0] * st.u.shape[1] + (st.s.shape[0] - op.n_pad) * st.s.shape[1]  # padded rows are 0
     eps_pri = math.sqrt(n_pri) * eps_abs + eps_rel * xp.maximum(norm(st.u, st.Gu), norm(st.v, st.s))
     eps_dual = math.sqrt(st.u.shape[0] * st.u.shape[1]) * eps_abs + eps_rel * rho * norm(st.lam + GT_nu)
     obj, viol = certificate.objective(op, st.v, Y, beta)

@@ -72,8 +72,8 @@ def unpack(xp, flat, like: ADMMState) -> dict:
 def init(xp, st: ADMMState, memory: int) -> AndersonState:
     """Empty memory of ``memory`` columns for iterates shaped like ``st``."""
     flat = pack(xp, st)
-    zero = xp.zeros((), dtype=flat.dtype, device=device_of(flat))
-    stack = xp.zeros((memory, flat.shape[0]), dtype=flat.dtype, device=device_of(flat))
+    zero = xp.zeros((), dtype=flat.dtype, device=device_of(flat, replicated=True))
+    stack = xp.zeros((memory, flat.shape[0]), dtype=flat.dtype, device=device_of(flat, replicated=True))
     return AndersonState(stack, stack, flat, flat, zero, zero, zero, zero, zero)
 
 

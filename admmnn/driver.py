@@ -19,6 +19,7 @@ belongs to ``run``'s caller through ``on_check``.
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -87,14 +88,15 @@ class Driver:
         whole = jit if usolver.jittable else (lambda f, ref: f)
         # a solver that is not jittable (a custom tol_schedule) compiles its own loop and runs op by op around it
         self._fused = whole(_map_and_accelerate, X)
-        self._u = whole(admm.u_update, X)
+        # else only the right-hand side is compiled (under JAX, one call instead of a dozen op by op)
+        self._u = whole(admm.u_update, X) if usolver.jittable else partial(admm.u_update, rhs=jit(admm.u_rhs, X))
         self._v, self._s, self._dual = (jit(f, X) for f in (admm.v_update, admm.s_update, admm.dual_update))
         self._accel = jit(_accelerate, X)
         # the certificate in float64, whatever the iterates' dtype
         if str(X.dtype).endswith("float64"):
             self.cert_op, self.cert_Y, self.cast_array = op, Y, (lambda a: a)
         else:
-            self.cert_op = Operators(as_float64(X), as_float64(op.D), op.C, op.cone_scale)
+            self.cert_op = Operators(as_float64(X), as_float64(op.D), op.C, op.cone_scale, op.n_pad)
             self.cert_Y = as_float64(Y)
             self.cast_array = as_float64
         self._cast = lambda st: ADMMState(*(self.cast_array(a) for a in st))
@@ -114,25 +116,38 @@ class Driver:
         """Iteration ``k``: returns the next point and ``T(x)``, the iterate to check."""
         t = time.perf_counter()
         if not self.profile:
-            nxt, fx, aux = self._fused(self.op, self.usolver, self.FTY, self.beta, self.gamma, self.alpha,
-                                       self.safeguard, pt, k)
-            self.usolver.record(aux)
+            if self.usolver.jittable:
+                nxt, fx, aux = self._fused(self.op, self.usolver, self.FTY, self.beta, self.gamma, self.alpha,
+                                           self.safeguard, pt, k)
+                self.usolver.record(aux)
+                out = (nxt, fx)
+            else:  # the compiled phases one after the other, with no synchronisation
+                out = self._phases(pt, k, lambda phase: None)
             self.timer("iterations", t, sync=False)
-            return nxt, fx
-        timer, x = self.timer, pt.x
+            return out
+        clock = [t]
+
+        def tick(phase):
+            clock[0] = self.timer(phase, clock[0])
+
+        return self._phases(pt, k, tick)
+
+    def _phases(self, pt: Point, k: int, tick) -> tuple[Point, ADMMState]:
+        """One iteration phase by phase, calling ``tick(phase)`` after each."""
+        x = pt.x
         st, aux = self._u(self.op, self.usolver, self.FTY, x, k)
         self.usolver.record(aux)
-        t = timer("u", t)
+        tick("u")
         st = self._v(self.op, st, self.beta, self.rho, self.alpha)
-        t = timer("v", t)
+        tick("v")
         st = self._s(self.op, st, self.alpha)
-        t = timer("s", t)
+        tick("s")
         fx = self._dual(x, st, self.gamma, self.alpha)
-        t = timer("dual", t)
+        tick("dual")
         if pt.accel is None:
             return Point(fx, None), fx
         nxt, aa = self._accel(pt.accel, x, fx, self.safeguard)
-        timer("accel", t)
+        tick("accel")
         return Point(nxt, aa), fx
 
     def check(self, fx: ADMMState, x: ADMMState) -> dict:

@@ -19,7 +19,8 @@ from .validation import (as_array, check_backend, check_bool, check_choice, chec
                          warn_constant_features)
 
 #: solve arguments the estimators set themselves (not allowed in ``solve_options``)
-_OWN = ("X", "Y", "D", "beta", "solver", "rho", "max_iter", "tol", "check_every", "max_time", "verbose", "warm_start")
+_OWN = ("X", "Y", "D", "beta", "solver", "rho", "max_iter", "tol", "check_every", "max_time", "verbose", "warm_start",
+        "mesh")
 
 class _ConvexReLUBase(BaseEstimator):
     """Shared fitting logic: validate, add a bias column, sample patterns, solve.
@@ -32,6 +33,10 @@ class _ConvexReLUBase(BaseEstimator):
     ``patterns`` picks the pattern sampler: "gaussian" (dense Gaussian gates) or
     "conv" (random 3 x 3 filters at random image positions; needs ``image_shape``
     = (C, H, W) of the rows of X, flattened channel-major).
+    ``mesh``: a ``jax.sharding.Mesh`` with a "data" axis to shard the rows of the
+    fit over (``admmnn.sharding``; the backend defaults to "jax" then, and the
+    patterns are drawn before sharding, so they do not depend on the mesh);
+    prediction runs on one device, and ``save`` does not store the mesh.
     """
 
     def __init__(
@@ -54,6 +59,7 @@ class _ConvexReLUBase(BaseEstimator):
         solve_options: dict | None = None,
         patterns: str = "gaussian",
         image_shape: tuple | None = None,
+        mesh=None,
     ):
         self.n_patterns = n_patterns
         self.beta = beta
@@ -73,6 +79,7 @@ class _ConvexReLUBase(BaseEstimator):
         self.solve_options = solve_options
         self.patterns = patterns
         self.image_shape = image_shape
+        self.mesh = mesh
 
     # -- helpers -----------------------------------------------------------
     def _check_params(self):
@@ -101,7 +108,7 @@ class _ConvexReLUBase(BaseEstimator):
     def _compute(self, X):
         """(backend, dtype) to compute in: the estimator's settings, else those of
         the input ``X``; float32 is the default on a GPU, float64 elsewhere."""
-        backend = self.backend or backend_of(X)
+        backend = self.backend or ("jax" if self.mesh is not None else backend_of(X))
         return backend, self.dtype or ("float32" if is_gpu(backend, self.device) else "float64")
 
     def _design(self, X, fitting: bool):
@@ -146,6 +153,7 @@ class _ConvexReLUBase(BaseEstimator):
                 max_time=self.max_time,
                 verbose=self.verbose,
                 warm_start=warm,
+                mesh=self.mesh,
                 **(self.solve_options or {}),
             )
         # set only now: a fit stopped before solve returned leaves the previous fit intact;
@@ -194,6 +202,8 @@ class _ConvexReLUBase(BaseEstimator):
         for key, val in self.get_params(deep=False).items():
             if key == "device" and val is not None and not isinstance(val, str):
                 val = str(val)
+            if key == "mesh":  # devices of this run: a loaded estimator predicts on one device
+                val = None
             params[key] = io.json_value(val, key)
         arrays, result_meta = self.result_.to_arrays(prefix="result/")
         net = self.network_

@@ -32,10 +32,12 @@ class Operators:
     """Holds X (n, d), the 0/1 patterns D (n, P) and the output count C.
 
     ``X``, ``D`` must be arrays of one backend and one floating dtype;
-    ``cone_scale`` > 0 multiplies G (see the module docstring).
+    ``cone_scale`` > 0 multiplies G (see the module docstring). ``n_pad``: how
+    many of the last rows are zero padding (``admmnn.sharding``), left out of
+    the row counts of the residual stopping rule.
     """
 
-    def __init__(self, X, D, n_outputs: int, cone_scale: float = 1.0):
+    def __init__(self, X, D, n_outputs: int, cone_scale: float = 1.0, n_pad: int = 0):
         self.xp = namespace(X, D)
         self.X = X
         self.D = D
@@ -47,6 +49,7 @@ class Operators:
         self._D = D[:, :, None]
         self._gram = None
         self.cone_scale = float(cone_scale)
+        self.n_pad = int(n_pad)
 
     @property
     def n_groups(self) -> int:
@@ -54,7 +57,7 @@ class Operators:
 
     def zeros_u(self):
         """A zero (d, 2PC) variable."""
-        return self.xp.zeros((self.d, self.n_groups), dtype=self.X.dtype, device=device_of(self.X))
+        return self.xp.zeros((self.d, self.n_groups), dtype=self.X.dtype, device=device_of(self.X, replicated=True))
 
     def zeros_s(self):
         """A zero (n, 2PC) slack."""
@@ -122,7 +125,7 @@ class Operators:
 
     def with_cone_scale(self, cone_scale: float) -> "Operators":
         """The same operators with G weighted by ``cone_scale``."""
-        return Operators(self.X, self.D, self.C, cone_scale)
+        return Operators(self.X, self.D, self.C, cone_scale, self.n_pad)
 
     def subset(self, patterns):
         """Operators for the patterns selected by ``patterns`` (a slice or an
@@ -133,7 +136,7 @@ class Operators:
             D = self.D[:, patterns]
         else:
             D = self.xp.take(self.D, self.xp.asarray(patterns), axis=1)
-        sub = Operators(self.X, D, self.C, self.cone_scale)
+        sub = Operators(self.X, D, self.C, self.cone_scale, self.n_pad)
         sub._gram = self._gram
         return sub
 

@@ -7,7 +7,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from . import admm, certificate, memory
+from . import admm, certificate, memory, sharding
 from . import checkpoint as _ckpt
 from ._backend import Timer, is_async, like, namespace, to_float
 from .divergence import DivergenceMonitor, warn_diverged, warn_interrupted
@@ -52,7 +52,7 @@ def solve(
     rho_ratio: float | None = None,
     alpha: float = 1.7,
     gamma: float = 1.0,
-    anderson: int = 5,
+    anderson: int | None = None,
     safeguard: float = 1.0,
     polish: bool | None = None,
     max_time: float | None = None,
@@ -67,6 +67,7 @@ def solve(
     checkpoint=None,
     checkpoint_every: int = 100,
     resume=None,
+    mesh=None,
     **options,
 ) -> SolveResult:
     """Solve the convex two-layer ReLU program by ADMM and certify the result.
@@ -95,8 +96,8 @@ def solve(
         Over-relaxation in (0, 2); 1 is plain ADMM.
     gamma : float, default 1.0
         Dual step length in (0, (1 + sqrt 5) / 2).
-    anderson : int, default 5
-        Memory (columns) of the safeguarded Anderson acceleration; 0 turns it off.
+    anderson : int or None, default None
+        Memory (columns) of the safeguarded Anderson acceleration; 0 turns it off. None: 5, and 0 with a mesh (its memory is one flat vector of the iterates, which the compiler gathers on every device at each iteration: O(n PC) bytes of communication, see ``admmnn.sharding``).
     safeguard : float, default 1.0
         An extrapolated point is kept only if its fixed-point residual is at most this times its base point's (>= 1).
     polish : bool or None, default None
@@ -125,6 +126,8 @@ def solve(
         Iterations between checkpoints.
     resume : str or os.PathLike or None, default None
         A checkpoint file to continue from (bit-identically); a file of another problem is refused.
+    mesh : jax.sharding.Mesh or None, default None
+        A mesh with an axis "data" (X must be a JAX array): the rows of X, Y, D and of the slack are sharded over that axis and the weights replicated; n is padded with zero rows to a multiple of its size (``admmnn.sharding``: the padding changes nothing, and the returned state has the n real rows). With a mesh, "exact" raises ValueError (its n x n factor is not row-sharded), "auto" picks ``sharding.AUTO_SOLVER``, and the polish is off (``polish=True`` raises).
     **options
         ``memory_budget`` (bytes; see ``admmnn.memory``), ``profile`` (time the phases separately; the default where that needs no device synchronisation); the rest goes to the u-step solver.
 
@@ -163,6 +166,8 @@ def solve(
         raise ValueError(f"gamma must lie in (0, 1.618), got {gamma!r}")
     if not (isinstance(alpha, (int, float)) and 0 < alpha < 2):
         raise ValueError(f"alpha must lie in (0, 2), got {alpha!r}")
+    if anderson is None:
+        anderson = 5 if mesh is None else 0
     if isinstance(anderson, bool) or not isinstance(anderson, (int, np.integer)) or not 0 <= anderson <= 100:
         raise ValueError(f"anderson must be an integer memory in [0, 100] (0: off), got {anderson!r}")
     if not (isinstance(safeguard, (int, float)) and math.isfinite(safeguard) and safeguard >= 1):
@@ -170,6 +175,13 @@ def solve(
     check_choice("stop", stop, STOP_RULES)
     check_choice("solver", solver, sorted(SOLVERS) + ["auto"])
     check_bool("adapt_rho", adapt_rho)
+    if mesh is not None:
+        n_dev = sharding.check_mesh(mesh, X)
+        solver = sharding.check_solver(solver)
+        if polish:
+            raise ValueError("polish=True cannot run with a mesh: the active-set polish is host NumPy code; "
+                             "leave polish=None (off with a mesh)")
+        polish = False
     if polish is None:
         polish = n * X.shape[1] <= POLISH_MAX_SIZE
     check_bool("polish", polish)
@@ -185,6 +197,10 @@ def solve(
     Y2 = Y if Y.ndim == 2 else Y[:, None]
     Y2 = like(Y2, X) if namespace(Y2) is not xp else xp.astype(Y2, X.dtype)
     D = like(D, X) if namespace(D) is not xp else xp.astype(D, X.dtype)
+    n_pad = 0
+    if mesh is not None:
+        n_pad = sharding.padding(n, mesh)
+        X, Y2, D = sharding.shard_rows(mesh, X, Y2, D, pad=n_pad)
 
     t_start = time.perf_counter()
     timer = Timer(X)
@@ -196,8 +212,9 @@ def solve(
         rho_ratio = default_rho_ratio(X) if rho_ratio is None else rho_ratio
     fp_ratio = rho_ratio = float(rho_ratio)
     itemsize = X.dtype.itemsize if hasattr(X.dtype, "itemsize") else 8
-    choice = memory.resolve_solver(solver, n, X.shape[1], 2 * D.shape[1] * Y2.shape[1], itemsize, memory_budget, X,
-                                   outputs=Y2.shape[1])
+    n_local = n if mesh is None else (n + n_pad) // n_dev  # the rows one device holds
+    choice = memory.resolve_solver(solver, n_local, X.shape[1], 2 * D.shape[1] * Y2.shape[1], itemsize,
+                                   memory_budget, X, outputs=Y2.shape[1])
     requested, solver = solver, choice.solver
     check_options(SOLVERS[solver], options)
     saved = writer = None
@@ -212,14 +229,18 @@ def solve(
         rho, cone_scale = saved.rho, saved.cone_scale
         timer.seconds.update(saved.timings)
         history.update(saved.history)
-    op = Operators(X, D, Y2.shape[1], cone_scale)
+    op = Operators(X, D, Y2.shape[1], cone_scale, n_pad)
     usolver = make_usolver(solver, op, rho, **options)
     driver = Driver(op, usolver, Y2, beta, alpha=alpha, gamma=gamma, memory=int(anderson), safeguard=safeguard,
                     profile=profile, eps_abs=eps_abs, eps_rel=eps_rel, timer=timer)
     if saved is not None:
         pt = driver.start(saved.state, saved.accel)
     else:
-        state = admm.init_state(op) if warm_start is None else admm.rescale_cone(warm_start.state, cone_scale)
+        if warm_start is None:
+            state = admm.init_state(op)
+        else:
+            state = warm_start.state if mesh is None else sharding.place_state(warm_start.state, mesh, n_pad)
+            state = admm.rescale_cone(state, cone_scale)
         if state.u.shape != (op.d, op.n_groups):
             raise ValueError("warm_start comes from a problem of another shape")
         pt = driver.start(state)
@@ -354,6 +375,7 @@ def solve(
 
     good = loop["good"]
     st = admm.rescale_cone(good.state, 1.0 / good.cone_scale)  # the result's state is in unweighted units
+    st = sharding.drop_padding(st, n_pad)
     net = recover_network(op, st.v)
     info = dict(getattr(driver.usolver, "info", {}))
     info.update(driver.accel_counts(loop["point"].point))
@@ -361,6 +383,8 @@ def solve(
                 polished=bool(loop.get("polished", False)), polish_attempts=loop["polish"])
     if requested == "auto":
         info["auto"] = choice.as_dict()
+    if mesh is not None:
+        info.update(mesh_devices=n_dev, padded_rows=n_pad)
     return SolveResult(
         v=st.v,
         network=net,
