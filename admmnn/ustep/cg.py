@@ -141,11 +141,11 @@ class CGSolver(Diagnostics):
     of relative residuals) or ``tol_schedule`` (a callable k -> tolerance).
     The default schedule (1e-4 k^-1.5) is far tighter than the former 1e-2 k^-1.2,
     under which the accelerated, over-relaxed ADMM stalled: Fashion-MNIST 0 vs 6,
-    n = 1000, P = 10, beta = 1e-3, pcg-nystrom-block ended at a gap of 0.37 after 600
-    iterations (4.9 CG iterations per u-step) with the former, and certified in 290
+    n = 1000, P = 10, beta = 1e-3, pcg-nystrom-block ended at a gap of 0.50 after 600
+    iterations (4.5 CG iterations per u-step) with the former, and certified in 290
     iterations (10.1 per u-step) with the default; 1e-6 k^-1.2 certified in 140
-    (as the exact u-step) but at 32 per u-step, and its first u-steps run to
-    ``max_cg_iter`` at large n. A fixed 1e-6 stalled (gap 0.87 after 400).
+    (as the exact u-step) but at 32 per u-step. A fixed 1e-6 stalled (gap 0.87
+    after 400); ``benchmarks/results/inner_tolerance.txt``.
     ``inner_tol_min`` is raised to 100 eps of X's dtype.
     ``info["cg_iters"]`` lists the iterations of every u-step,
     ``info["cg_rel_residual"]`` their final relative residuals, and
