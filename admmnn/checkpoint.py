@@ -99,7 +99,7 @@ class Saved(NamedTuple):
     monitor: dict
     history: dict  # key -> list
     timings: dict
-    schedule: dict  # when the penalty last changed and the next polish is due
+    schedule: dict  # when the penalty last changed, the next endgame try, the best bound
 
 
 def trim_history(history: dict, k_max: int | None = None) -> dict:
@@ -143,7 +143,7 @@ class Checkpointer:
             "good": {"k": int(gk), "rho": float(grho), "cone_scale": float(gscale), "metrics": {key: float(v) for key, v in gm.items()}},
             "monitor": monitor.to_dict(),
             "timings": {key: float(v) for key, v in timings.items()},
-            "schedule": {key: int(v) for key, v in (schedule or {}).items()},
+            "schedule": {key: (int(v) if isinstance(v, int) else float(v)) for key, v in (schedule or {}).items()},
             "fingerprint": self.fp,
         }
         try:

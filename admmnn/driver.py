@@ -77,8 +77,9 @@ class Driver:
 
     def __init__(self, op: Operators, usolver, Y, beta: float, *, alpha: float = 1.0, gamma: float = 1.0,
                  memory: int = 0, safeguard: float = 1.0, profile: bool = True, eps_abs: float = 1e-6,
-                 eps_rel: float = 1e-4, timer: Timer | None = None):
+                 eps_rel: float = 1e-4, timer: Timer | None = None, rebuild=None):
         self.op, self.usolver, self.Y, self.beta = op, usolver, Y, float(beta)
+        self.rebuild = rebuild  # (op, rho) -> a new u-step solver, after a change of the cone weight
         self.alpha, self.gamma, self.memory, self.safeguard = float(alpha), float(gamma), int(memory), float(safeguard)
         self.profile, self.eps_abs, self.eps_rel = bool(profile), float(eps_abs), float(eps_rel)
         self.timer = timer if timer is not None else Timer(op.X)
@@ -95,10 +96,12 @@ class Driver:
         # the certificate in float64, whatever the iterates' dtype
         if str(X.dtype).endswith("float64"):
             self.cert_op, self.cert_Y, self.cast_array = op, Y, (lambda a: a)
+            self.from_float64 = lambda a: a
         else:
             self.cert_op = Operators(as_float64(X), as_float64(op.D), op.C, op.cone_scale, op.n_pad)
             self.cert_Y = as_float64(Y)
             self.cast_array = as_float64
+            self.from_float64 = lambda a: self.xp.astype(a, X.dtype)
         self._cast = lambda st: ADMMState(*(self.cast_array(a) for a in st))
         self._check = jit(admm.check, self.cert_op.X)
 
@@ -159,6 +162,20 @@ class Driver:
         m["rel_gap"] = m["gap"] / max(abs(m["objective"]), np.finfo(float).tiny)
         return m
 
+    def cast_state(self, st: ADMMState) -> ADMMState:
+        """``st`` in the certificate's dtype (float64)."""
+        return self._cast(st)
+
+    def endgame_state(self, u, ssnal_state) -> ADMMState:
+        """An ADMM state (X's dtype, slack and dual weighted by the cone weight) at the
+        endgame's point ``u`` (X's dtype) with its multipliers: v = u, s = max(G u, 0) and the
+        scaled duals of ``ssnal_state`` (a warm start that continues from there)."""
+        xp, sc = self.xp, self.op.cone_scale
+        Gu = self.op.G(u)
+        lam = self.from_float64(ssnal_state.lam) / self.rho
+        nu = self.from_float64(ssnal_state.nu) / (self.rho * sc)
+        return ADMMState(u, u, xp.maximum(Gu, 0), lam, nu, Gu)
+
     def change_rho(self, pt: Point, factor: float, ratio_factor: float = 1.0, rebuild=None) -> Point:
         """Multiply the penalty of u = v by ``factor`` and that of G u = s by
         ``factor * ratio_factor``. With their ratio unchanged only rho moves (free for
@@ -176,7 +193,7 @@ class Driver:
             x = admm.rescale_cone(x, sigma / self.op.cone_scale)
             self.op = self.op.with_cone_scale(sigma)
             self.cert_op = self.cert_op.with_cone_scale(sigma)
-            self.usolver = rebuild(self.op, rho)
+            self.usolver = (rebuild or self.rebuild)(self.op, rho)
         return Point(x, None if pt.accel is None else anderson.reset(pt.accel))
 
     def run(self, pt: Point, k: int, max_iter: int, check_every: int, on_check, deadline: float | None = None):

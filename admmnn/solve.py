@@ -3,40 +3,26 @@ from __future__ import annotations
 
 import math
 import time
-from collections import defaultdict
 
 import numpy as np
 
-from . import admm, certificate, memory, sharding
+from . import admm, endgame, memory, sharding
 from . import checkpoint as _ckpt
-from ._backend import Timer, is_async, like, namespace, to_float
-from .divergence import DivergenceMonitor, warn_diverged, warn_interrupted
+from ._backend import Timer, free_memory, is_async, like, namespace, to_float
+from .divergence import DivergenceMonitor, warn_interrupted
 from .driver import Checked, Driver
+from .loop import PHASES, STOP_RULES, ConePenaltyRule, EndgameSchedule, Loop, LoopState, StopRule
+from .loop import History as Hist
 from .network import recover_network
 from .operators import Operators
-from .polish import polish as polish_point
-from .result import SolveResult
+from .result import SolveResult, Status
 from .ustep import SOLVERS, make_usolver
 from .validation import (as_array, check_bool, check_callable, check_choice, check_n, check_options, check_patterns,
                          check_positive, warn_zero_features)
 
-STOP_RULES = ("gap", "residuals", "both")
-#: phases timed by ``solve``; ``history["seconds_<phase>"]`` holds their cumulative seconds at each check
-PHASES = ("precompute", "u", "v", "s", "dual", "accel", "check", "polish", "iterations")
 DEFAULT_MAX_ITER = 5000
 #: the cone penalty times the squared data scale, relative to the penalty of u = v
 DEFAULT_CONE_WEIGHT = 10.0
-#: iterations between two penalty changes of ``adapt_rho``, and the factor of a change
-ADAPT_EVERY = 100
-CONE_STEP = 5.0
-#: the first iteration at which the polish is tried (then at twice the iteration of the last try,
-#: or at POLISH_BACKOFF times it when that try did not improve the certificate at all)
-POLISH_FROM = 200
-POLISH_BACKOFF = 4
-#: the largest n * d at which polish=None tries the polish
-POLISH_MAX_SIZE = 200_000
-#: the polish's budget at iteration k: this many Newton steps per iteration, shared by the C output columns
-POLISH_STEPS = 1.0
 
 
 def solve(
@@ -89,7 +75,7 @@ def solve(
     max_iter : int, default 5000
         Iteration limit.
     tol : float, default 1e-4
-        Stop when the certified relative gap ``gap / objective`` and the relative cone violation are both at most tol.
+        Stop when the relative gap ``(objective - bound) / objective`` of the best point, against the best dual bound found in the run, lies in [0, tol] (down to -1e-12, rounding) and its relative cone violation is at most tol.
     rho_ratio : float or None, default None
         Penalty of the cone constraint G u = s divided by rho; None: ``default_rho_ratio(X)``, or the warm start's final ratio. A change needs a new u-step factorisation.
     alpha : float, default 1.7
@@ -101,7 +87,7 @@ def solve(
     safeguard : float, default 1.0
         An extrapolated point is kept only if its fixed-point residual is at most this times its base point's (>= 1).
     polish : bool or None, default None
-        At iterations 200, 400, 800, ..., try the active-set Newton polish (``admmnn.polish``) of the iterate, with at most k / C Newton steps per output column (k in all) at iteration k, and stop with its point when it certifies ``tol``; after a try that does not improve the certificate at all, the next waits until 4 k. None: try it when ``n * d <= 2e5`` (beyond, one Newton step costs hundreds of iterations).
+        Run the endgame (``admmnn.endgame``: semismooth Newton on the augmented Lagrangian, from the ADMM iterate) at iteration 100, and after a try that does not certify ``tol`` at twice (four times, when it did not improve the best point) that iteration; each try has 250 Newton steps and keeps its point only when it is closer to certified. None: run it when its reduced Newton system (P d unknowns per output column) fits in a quarter of the free memory (or ``memory_budget``) and one Newton step costs at most 3e11 flops; off with a mesh.
     max_time : float or None, default None
         Wall-clock limit in seconds.
     stop : str, default "gap"
@@ -179,12 +165,11 @@ def solve(
         n_dev = sharding.check_mesh(mesh, X)
         solver = sharding.check_solver(solver)
         if polish:
-            raise ValueError("polish=True cannot run with a mesh: the active-set polish is host NumPy code; "
+            raise ValueError("polish=True cannot run with a mesh: the endgame's Newton systems are not row-sharded; "
                              "leave polish=None (off with a mesh)")
         polish = False
-    if polish is None:
-        polish = n * X.shape[1] <= POLISH_MAX_SIZE
-    check_bool("polish", polish)
+    if polish is not None:
+        check_bool("polish", polish)
     check_bool("verbose", verbose)
     check_callable("callback", callback)
     if warm_start is not None and not isinstance(warm_start, SolveResult):
@@ -204,7 +189,6 @@ def solve(
 
     t_start = time.perf_counter()
     timer = Timer(X)
-    history = defaultdict(list)
     # the penalty follows beta (a warm start from another beta keeps only its cone weight)
     rho = float(default_penalty(X, Y2, beta) if rho is None else rho)
     if rho_ratio is None:
@@ -213,10 +197,13 @@ def solve(
     fp_ratio = rho_ratio = float(rho_ratio)
     itemsize = X.dtype.itemsize if hasattr(X.dtype, "itemsize") else 8
     n_local = n if mesh is None else (n + n_pad) // n_dev  # the rows one device holds
-    choice = memory.resolve_solver(solver, n_local, X.shape[1], 2 * D.shape[1] * Y2.shape[1], itemsize,
-                                   memory_budget, X, outputs=Y2.shape[1])
+    d, P, C = X.shape[1], D.shape[1], Y2.shape[1]
+    choice = memory.resolve_solver(solver, n_local, d, 2 * P * C, itemsize, memory_budget, X, outputs=C)
     requested, solver = solver, choice.solver
     check_options(SOLVERS[solver], options)
+    if polish is None:
+        budget = memory_budget if memory_budget is not None else free_memory(X)[0] // 4
+        polish = mesh is None and endgame.available(n, d, P, C, budget) is None
     saved = writer = None
     if checkpoint is not None or resume is not None:
         fp = _ckpt.fingerprint(X, Y2, D, beta=beta, gamma=gamma, alpha=alpha, anderson=int(anderson),
@@ -228,11 +215,17 @@ def solve(
     if saved is not None:  # the saved weight itself: sqrt(x**2) may round differently
         rho, cone_scale = saved.rho, saved.cone_scale
         timer.seconds.update(saved.timings)
-        history.update(saved.history)
-    op = Operators(X, D, Y2.shape[1], cone_scale, n_pad)
-    usolver = make_usolver(solver, op, rho, **options)
-    driver = Driver(op, usolver, Y2, beta, alpha=alpha, gamma=gamma, memory=int(anderson), safeguard=safeguard,
-                    profile=profile, eps_abs=eps_abs, eps_rel=eps_rel, timer=timer)
+    op = Operators(X, D, C, cone_scale, n_pad)
+
+    def rebuild(op_new, rho_new):
+        t = time.perf_counter()
+        new = make_usolver(solver, op_new, rho_new, **options)
+        timer("precompute", t)
+        return new
+
+    driver = Driver(op, make_usolver(solver, op, rho, **options), Y2, beta, alpha=alpha, gamma=gamma,
+                    memory=int(anderson), safeguard=safeguard, profile=profile, eps_abs=eps_abs, eps_rel=eps_rel,
+                    timer=timer, rebuild=rebuild)
     if saved is not None:
         pt = driver.start(saved.state, saved.accel)
     else:
@@ -251,150 +244,58 @@ def solve(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=max_iter, desc=f"admm[{solver}]", unit="it")
-    t_offset = history["time"][-1] if history.get("time") else 0.0
-
-    def record(m, k):
-        for key, val in m.items():
-            history[key].append(val)
-        history["iteration"].append(k)
-        history["rho"].append(driver.rho)
-        history["rho_ratio"].append(driver.op.cone_scale**2)
-        history["time"].append(t_offset + time.perf_counter() - t_start)
-        for phase in PHASES:  # cumulative seconds per phase, to split a time-to-target
-            history[f"seconds_{phase}"].append(timer.seconds.get(phase, 0.0))
-
-    def converged(m):
-        # a negative gap means v is still infeasible enough to beat the bound: keep going
-        gap_ok = abs(m["rel_gap"]) <= tol and m["cone_violation"] <= tol
-        res_ok = m["r_pri"] <= m["eps_pri"] and m["r_dual"] <= m["eps_dual"]
-        return {"gap": gap_ok, "residuals": res_ok, "both": gap_ok and res_ok}[stop]
-
-    loop = {"good": saved.good if saved else None, "point": _ckpt.Position(pt, driver.rho, saved.k if saved else 0, cone_scale),
-            "polish": [], "last_change": 0, "next_polish": POLISH_FROM}
+    history = Hist(saved.history if saved else None, t_start, timer)
+    schedule = EndgameSchedule(on=bool(polish))
+    k0 = saved.k if saved else 0
     if saved is not None:
-        loop.update(saved.schedule)
-
-    def schedule():
-        return {"last_change": loop["last_change"], "next_polish": loop["next_polish"]}
-
-    def checked(st, m, k):
-        return Checked(st, m, k, driver.rho, driver.op.cone_scale)
-
-    def polish_due(k):
-        if not polish or stop == "residuals" or k < loop["next_polish"]:
-            return False
-        loop["next_polish"] = 2 * k
-        return True
-
-    def try_polish(fx, m, k):
-        """Polish ``fx``; when it certifies a smaller gap, record it and make it the result."""
-        t = time.perf_counter()
-        sigma = driver.op.cone_scale
-        mu = xp.maximum(-driver.rho * sigma * fx.nu, 0)
-        # a budget in Newton steps (not seconds), so that results stay reproducible
-        pr = polish_point(driver.op, Y2, beta, fx.v, u=fx.u, nu_mu=mu, max_steps=max(2, int(POLISH_STEPS * k / op.C)))
-        timer("polish", t)
-        loop["polish"].append({"iteration": k, "seconds": time.perf_counter() - t, "rel_gap": float(pr.rel_gap)})
-        if not pr.info.get("improved"):  # the active set is still far off: wait longer for the next try
-            loop["next_polish"] = POLISH_BACKOFF * k
-        if not (pr.info.get("improved") and abs(pr.rel_gap) < abs(m["rel_gap"])):
-            return None
-        u = like(pr.u, X)  # in X's dtype: score the point returned, not the float64 one polished
-        obj, viol = (to_float(a) for a in certificate.objective(driver.cert_op, driver.cast_array(u), driver.cert_Y, beta))
-        gap = obj - float(pr.dual_bound)
-        mp = dict(m, objective=obj, dual_bound=float(pr.dual_bound), cone_violation=viol, gap=gap,
-                  rel_gap=gap / max(abs(obj), np.finfo(float).tiny))
-        if not converged(mp):  # ADMM goes on from its own iterate
-            return None
-        record(mp, k)
-        loop["good"] = checked(fx._replace(u=u, v=u), mp, k)
-        loop["polished"] = True
-        return mp
-
-    def rebuild(op_new, rho_new):
-        t = time.perf_counter()
-        new = make_usolver(solver, op_new, rho_new, **options)
-        timer("precompute", t)
-        return new
-
-    def on_check(k, fx, x, pt):
-        t = time.perf_counter()
-        m = driver.check(fx, x)
-        record(m, k)
-        timer("check", t)
-        if bar is not None:
-            bar.update(k - bar.n)
-            bar.set_postfix(obj=f"{m['objective']:.5g}", gap=f"{m['rel_gap']:.1e}", rho=f"{driver.rho:.2g}")
-        reason = monitor.update(m, driver.rho)
-        if reason is not None:
-            good = loop["good"]
-            warn_diverged(reason, k, good.k, good.metrics, good.rho)
-            return "diverged", pt
-        loop["good"] = checked(fx, m, k)
-        if callback is not None:
-            callback(k, m, fx)
-        status = None
-        if converged(m):
-            status = "optimal"
-        elif polish_due(k) and try_polish(fx, m, k) is not None:
-            return "optimal", pt
-        elif max_time is not None and time.perf_counter() - t_start > max_time:
-            status = "time_limit"
-        elif adapt_rho and k - loop["last_change"] >= ADAPT_EVERY and _cone_too_weak(m, tol):
-            pt = driver.change_rho(pt, 1.0, CONE_STEP, rebuild)
-            loop["last_change"] = k
-        loop["point"] = _ckpt.Position(pt, driver.rho, k, driver.op.cone_scale)
-        if writer is not None and writer.due(k) and status is None:
-            writer.write(loop["point"], loop["good"], history, monitor, timer.seconds, schedule())
-        return status, pt
-
+        sch = dict(saved.schedule)
+        lstate = LoopState(saved.good, float(sch.get("bound", saved.good.metrics["dual_bound"])),
+                           _ckpt.Position(pt, driver.rho, k0, cone_scale), int(sch.get("last_change", 0)),
+                           int(sch.get("next_endgame", schedule.start)))
+        monitor = DivergenceMonitor.from_dict(saved.monitor)
+    else:
+        lstate = LoopState(None, -math.inf, _ckpt.Position(pt, driver.rho, 0, cone_scale), 0, schedule.start)
+        monitor = None
+    deadline = None if max_time is None else t_start + max_time
+    loop = Loop(driver, history, monitor, StopRule(tol, stop), ConePenaltyRule(tol, on=adapt_rho), schedule, lstate,
+                deadline=deadline, writer=writer, callback=callback, bar=bar)
     status = None  # still running
     try:
-        if saved is None:
-            st0 = pt.x
-            m0 = driver.check(st0, st0)
-            record(m0, 0)
-            monitor = DivergenceMonitor(m0["objective"], 0.5 * to_float(xp.sum(Y2 * Y2)))
-            loop["good"] = checked(st0, m0, 0)
-            k0 = 0
-        else:
-            monitor = DivergenceMonitor.from_dict(saved.monitor)
-            k0 = saved.k
-        deadline = None if max_time is None else t_start + max_time
-        status, _, _ = driver.run(pt, k0, max_iter, check_every, on_check, deadline)
+        if saved is None:  # check the starting point: the first "best" point and the monitor's scale
+            m0 = loop.certify(pt.x, pt.x, 0)
+            loop.monitor = DivergenceMonitor(m0["objective"], 0.5 * to_float(xp.sum(Y2 * Y2)))
+            loop.keep(Checked(pt.x, m0, 0, driver.rho, cone_scale))
+        status, _, _ = driver.run(pt, k0, max_iter, check_every, loop.on_check, deadline)
     except KeyboardInterrupt:
-        if loop["good"] is None:  # stopped before the first certificate: nothing to return
+        if loop.state.best is None:  # stopped before the first certificate: nothing to return
             raise
-        status = "interrupted"
-        warn_interrupted(loop["good"].k, loop["good"].metrics)
+        status = Status.INTERRUPTED
+        warn_interrupted(loop.state.best.k, loop.state.best.metrics)
     finally:
         if bar is not None:
             bar.close()
-    if writer is not None and writer.last_k != loop["point"].k:
-        writer.write(loop["point"], loop["good"], history, monitor, timer.seconds, schedule())
+    loop.checkpoint(loop.state.point.k, force=True)
 
-    good = loop["good"]
-    st = admm.rescale_cone(good.state, 1.0 / good.cone_scale)  # the result's state is in unweighted units
+    best, st, bound = loop.result_state()
     st = sharding.drop_padding(st, n_pad)
-    net = recover_network(op, st.v)
     info = dict(getattr(driver.usolver, "info", {}))
-    info.update(driver.accel_counts(loop["point"].point))
-    info.update(rho_ratio=good.cone_scale**2, alpha=float(alpha), anderson=int(anderson),
-                polished=bool(loop.get("polished", False)), polish_attempts=loop["polish"])
+    info.update(driver.accel_counts(loop.state.point.point))
+    info.update(rho_ratio=best.cone_scale**2, alpha=float(alpha), anderson=int(anderson), endgame=bool(polish),
+                endgame_tries=list(loop.state.tries), polished=any(t["reason"] == "certified" for t in loop.state.tries))
     if requested == "auto":
         info["auto"] = choice.as_dict()
     if mesh is not None:
         info.update(mesh_devices=n_dev, padded_rows=n_pad)
     return SolveResult(
         v=st.v,
-        network=net,
-        objective=good.metrics["objective"],
-        dual_bound=good.metrics["dual_bound"],
-        status=status,
-        n_iter=good.k,
-        rho=good.rho,
+        network=recover_network(op, st.v),
+        objective=best.metrics["objective"],
+        dual_bound=bound,
+        status=Status(status),
+        n_iter=best.k,
+        rho=best.rho,
         solver=driver.usolver.name,
-        history={key: np.asarray(val) for key, val in _ckpt.trim_history(history).items()},
+        history=history.arrays(),
         timings=dict(timer.seconds),
         state=st,
         info=info,
@@ -428,10 +329,3 @@ def default_rho_ratio(X) -> float:
     the units of X squared)."""
     s_x, _ = _scales(X)
     return DEFAULT_CONE_WEIGHT / s_x**2 if s_x > 0 else 1.0
-
-
-def _cone_too_weak(m: dict, tol: float) -> bool:
-    """The cone penalty is too weak when the cone violation, above ``tol``, is
-    a large part of what keeps the gap open: at least a quarter of the relative gap
-    (a negative gap is the extreme case, the infeasible iterate beating the bound)."""
-    return m["cone_violation"] > tol and (m["rel_gap"] < 0 or m["cone_violation"] >= 0.25 * m["rel_gap"])
