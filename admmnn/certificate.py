@@ -27,6 +27,17 @@ converged (Fashion-MNIST 0 vs 6, n = 1000, P = 10, beta = 1e-3, 8000 iterations:
 """
 from __future__ import annotations
 
+#: a relative gap this far below zero is rounding, not a point that beats a valid bound
+ROUNDING = 1e-12
+
+
+def certifies(objective: float, bound: float, violation: float, tol: float) -> bool:
+    """The one meaning of "certified to tol": ``-ROUNDING <= (objective - bound) / |objective| <= tol``
+    and relative cone violation <= tol. A point below a valid bound beats the optimum only
+    by violating the cones, so a negative gap (beyond rounding) never certifies."""
+    rel = (objective - bound) / max(abs(objective), 1e-300)
+    return -ROUNDING <= rel <= tol and violation <= tol
+
 
 def objective(op, u, Y, beta):
     """Objective of the ReLU network whose neurons are the groups of ``u``, and

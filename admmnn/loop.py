@@ -12,7 +12,6 @@ What the loop carries between checks is the ``LoopState`` named tuple.
 """
 from __future__ import annotations
 
-import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -53,7 +52,7 @@ class StopRule:
     stop: str = "gap"
 
     def certified(self, m: dict, bound: float) -> bool:
-        return _endgame.certifies(m["objective"], bound, m["cone_violation"], self.tol)
+        return certificate.certifies(m["objective"], bound, m["cone_violation"], self.tol)
 
     def converged(self, m: dict, best: dict, bound: float) -> bool:
         gap_ok = self.certified(best, bound)

@@ -7,6 +7,7 @@ from enum import Enum
 import numpy as np
 
 from . import io
+from .certificate import ROUNDING
 from ._backend import asarray, backend_of, dtype_name
 from .admm import ADMMState
 from .network import ReLUNetwork
@@ -74,6 +75,19 @@ class SolveResult:
     def rel_gap(self) -> float:
         """gap / |objective|."""
         return self.gap / max(abs(self.objective), np.finfo(float).tiny)
+
+    def first_certified(self, eps: float) -> tuple[int | None, float | None]:
+        """``(iteration, seconds)`` of the first check at which some point of the run was
+        certified to ``eps``: ``-1e-12 <= (objective - best bound so far) / |objective| <= eps``
+        and cone violation <= eps (``(None, None)`` if none was). Histories written before
+        the best bound was recorded use each check's own bound."""
+        h = self.history
+        if "iteration" not in h or len(h["iteration"]) == 0:
+            return None, None
+        bound = h["best_bound"] if "best_bound" in h else h["dual_bound"]
+        rel = (h["objective"] - bound) / np.maximum(np.abs(h["objective"]), np.finfo(float).tiny)
+        ok = np.flatnonzero((rel >= -ROUNDING) & (rel <= eps) & (h["cone_violation"] <= eps))
+        return (int(h["iteration"][ok[0]]), float(h["time"][ok[0]])) if len(ok) else (None, None)
 
     def save(self, path) -> None:
         """Save to ``path`` (npz + JSON, no pickle; see ``admmnn.io``)."""

@@ -37,10 +37,13 @@ def read_idx(path):
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
-def make_fmnist(n=1000, P=10, beta=1e-3, classes=(0, 6), seed=0):
+def make_fmnist(n=1000, P=10, beta=1e-3, classes=(0, 6), seed=0, subset=None):
+    """``subset``: None for the first n rows of the classes, an integer for n random rows
+    drawn with that seed (the gates keep ``seed``)."""
     X = read_idx(os.path.join(FMNIST, "train-images-idx3-ubyte.gz")).reshape(-1, 784).astype(np.float64)
     y = read_idx(os.path.join(FMNIST, "train-labels-idx1-ubyte.gz"))
-    keep = np.flatnonzero(np.isin(y, classes))[:n]
+    keep = np.flatnonzero(np.isin(y, classes))
+    keep = keep[:n] if subset is None else np.sort(np.random.default_rng(subset).choice(keep, n, replace=False))
     X, y = X[keep], np.where(y[keep] == classes[0], -1.0, 1.0)
     X = np.c_[(X - X.mean(0)) / (X.std(0) + 1e-8), np.ones(len(X))]
     D, _ = admmnn.gaussian_patterns(X, P, seed=seed)
@@ -75,7 +78,7 @@ def make_scnn(n=1000, d=20, P=100, seed=0, lam=1e-3, return_gates=False):
     return (X, y, D, lam * n, gates) if return_gates else (X, y, D, lam * n)
 
 
-PROBLEMS = {"fmnist": make_fmnist, "correlated": make_correlated, "tutorial": make_tutorial, "scnn": make_scnn}
+PROBLEMS = {"fmnist": make_fmnist, "fmnist-s1": lambda: make_fmnist(subset=1), "fmnist-s2": lambda: make_fmnist(subset=2), "correlated": make_correlated, "tutorial": make_tutorial, "scnn": make_scnn}
 
 
 for _kind in ("binary", "multiclass", "regression"):

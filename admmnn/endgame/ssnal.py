@@ -37,6 +37,8 @@ from .system import ReducedNewton
 #: Armijo sufficient-decrease constant and the candidate steps 1, 1/2, ..., 2^-(STEPS-1)
 ARMIJO = 1e-4
 STEPS = 24
+#: an inner solve stops when the decrease a Newton step predicts is below this times phi: rounding
+FLAT = 1e-13
 #: inner tolerance (units of beta): first, factor per outer step, floor
 EPS_START, EPS_FACTOR, EPS_FLOOR = 1e-2, 0.1, 1e-8
 #: penalty growth per outer step, and the cap relative to the start (noisy multipliers beyond)
@@ -123,7 +125,7 @@ class Problem:
 
     def phi_along(self, st: SSNALState, R, x, g, du, grad):
         """phi_c(u + a du) - phi_c(u) - ARMIJO a <grad_c, du_c> for every column c and every
-        candidate step a = 2^-i: (STEPS, C). Quadratic in a for the data, a function of a
+        candidate step a = 2^-i: (STEPS, C), and the slopes <grad_c, du_c> (C,). Quadratic in a for the data, a function of a
         quadratic for each group norm, elementwise for the cone rows (one GEMM, X du)."""
         xp, op, beta, P, C = self.xp, self.op, self.beta, self.P, self.C
         Xd = op.X @ du
@@ -145,7 +147,7 @@ class Problem:
         cone = xp.sum(xp.minimum(g[None] + a[:, None, None] * gd[None], 0) ** 2, axis=1) - neg0[None]
         change = data + _group_sums(xp, groups + 0.5 * st.tau * cone, P, C)
         slope = _group_sums(xp, xp.sum(grad * du, axis=0), P, C)
-        return change - ARMIJO * a1 * slope[None]
+        return change - ARMIJO * a1 * slope[None], slope
 
     def step_sizes(self, excess, scale):
         """Per column, the largest candidate step with ``excess <= rounding``; the smallest
@@ -178,8 +180,11 @@ def inner(prob: Problem, system, st: SSNALState, eps: float, max_steps: int, dea
             return st, step, False
         active = xp.astype(g < 0, x.dtype)
         du = system.solve(prob.prox_jacobians(st, x, norms), active, st.tau, -grad)
-        excess = prob.phi_along(st, R, x, g, du, grad)
-        a = prob.step_sizes(excess, prob.phi0_scale(R, x, g, st))             # (C,)
+        excess, slope = prob.phi_along(st, R, x, g, du, grad)
+        scale = prob.phi0_scale(R, x, g, st)
+        if to_float(xp.all(-slope <= FLAT * scale)):  # phi cannot fall by more than its rounding
+            return st, step, False
+        a = prob.step_sizes(excess, scale)                                    # (C,)
         steps = xp.reshape(xp.broadcast_to(a[None, :], (2 * prob.P, prob.C)), (2 * prob.P * prob.C,))
         st = st._replace(u=st.u + steps[None, :] * du)
     return st, max_steps, False
@@ -218,16 +223,6 @@ def merit(c: Candidate, bound: float) -> float:
     distance to the bound (on either side: below it, the point beats a valid bound only
     by violating the cones) and its cone violation."""
     return max(abs(c.objective - bound) / max(abs(c.objective), 1e-300), c.cone_violation)
-
-
-#: a gap this far below zero (relative) is rounding, not infeasibility
-ROUNDING = 1e-12
-
-
-def certifies(objective: float, bound: float, violation: float, tol: float) -> bool:
-    """``-ROUNDING <= (objective - bound) / |objective| <= tol`` and cone violation <= tol."""
-    rel = (objective - bound) / max(abs(objective), 1e-300)
-    return -ROUNDING <= rel <= tol and violation <= tol
 
 
 def start_state(op, state, rho: float) -> SSNALState:
@@ -270,7 +265,7 @@ def run(op, Y, beta: float, start: SSNALState, tol: float, *, max_newton: int = 
         for cand in cands:
             if best is None or merit(cand, bound) < merit(best, bound):
                 best = cand
-        if certifies(best.objective, bound, best.cone_violation, tol):
+        if certificate.certifies(best.objective, bound, best.cone_violation, tol):
             reason = "certified"
             break
         gap = merit(best, bound)

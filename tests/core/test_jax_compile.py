@@ -76,7 +76,8 @@ def test_every_solver_compiles_once_per_shape(compilations, solver):
     with compilations:  # precompute, iterations and checks
         second = admmnn.solve(*data, 1e-2, callback=stop_at_the_last_check, **kw)
     assert compilations.count == 0
-    assert second.n_iter == 120 and np.isfinite(second.objective) and second.objective >= second.dual_bound
+    # n_iter is the iteration of the point returned (the best one), the run went to 120
+    assert second.history["iteration"][-1] == 120 and np.isfinite(second.objective) and second.objective >= second.dual_bound
     if solver != "exact":  # the diagnostics came back from the compiled steps (of the solver last built)
         counts = second.info["rbcd_sweeps" if solver.startswith("rbcd") else "cg_iters"]
         assert 0 < len(counts) <= 120 and min(counts) >= 1
