@@ -100,13 +100,19 @@ def _damaged(path: str, exc: BaseException) -> ModelFileError:
     )
 
 
-def _is_zip(path: str) -> bool:
-    """Whether ``path`` starts like a zip archive (so a read error means damage, not a foreign file)."""
+def _unopened(path: str, exc: BaseException) -> ModelFileError:
+    """The error for a file ``np.load`` cannot open: damaged if it starts like a
+    zip archive (a truncated one has lost its directory, which stands at the end)."""
     try:
         with open(path, "rb") as fh:
-            return fh.read(4) in (b"PK\x03\x04", b"PK\x05\x06")
+            head = fh.read(4)
     except OSError:
-        return False
+        head = None
+    if head in (b"PK\x03\x04", b"PK\x05\x06"):
+        return _damaged(path, exc)
+    if head == b"":
+        return ModelFileError(f"{path!r} is empty (0 bytes): damaged, or not an admmnn file")
+    return ModelFileError(f"{path!r} is not an admmnn file (not a readable .npz archive: {exc})")
 
 
 def _read_entries(path: str) -> dict:
@@ -124,9 +130,7 @@ def _read_entries(path: str) -> dict:
     except (FileNotFoundError, IsADirectoryError, PermissionError, MemoryError):
         raise
     except Exception as exc:
-        if _is_zip(path):
-            raise _damaged(path, exc) from None
-        raise ModelFileError(f"{path!r} is not an admmnn file (not a readable .npz archive: {exc})") from None
+        raise _unopened(path, exc) from None
     if not hasattr(archive, "files"):
         raise ModelFileError(f"{path!r} is not an admmnn file (a bare .npy array, not an .npz archive)")
     arrays = {}
