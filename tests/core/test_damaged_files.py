@@ -11,6 +11,7 @@ import admmnn
 from admmnn import ConvexReLUClassifier, SolveResult, gaussian_patterns
 from admmnn.checkpoint import CheckpointMismatchError
 from admmnn.io import ModelFileError
+from runs import assert_same_run
 
 KW = dict(beta=1e-2, tol=1e-12)
 
@@ -30,22 +31,11 @@ def resume(path):
     return admmnn.solve(X, Y, D, max_iter=30, resume=path, **KW)
 
 
-def assert_same_result(a, b):
-    for field in admmnn.admm.ADMMState._fields:
-        np.testing.assert_array_equal(getattr(a.state, field), getattr(b.state, field), err_msg=field)
-    np.testing.assert_array_equal(a.v, b.v)
-    assert (a.status, a.n_iter, a.rho, a.objective, a.dual_bound) == (b.status, b.n_iter, b.rho, b.objective, b.dual_bound)
-    assert a.history.keys() == b.history.keys()
-    for key in a.history:
-        if key != "time" and not key.startswith("seconds_"):  # wall-clock values differ between runs
-            np.testing.assert_array_equal(a.history[key], b.history[key], err_msg=key)
-
-
 def assert_same_estimator(a, b):
     assert a.get_params() == b.get_params()
     np.testing.assert_array_equal(a.classes_, b.classes_)
     np.testing.assert_array_equal(a.decision_function(X[:, :4]), b.decision_function(X[:, :4]))
-    assert_same_result(a.result_, b.result_)
+    assert_same_run(a.result_, b.result_)
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +51,8 @@ def files(tmp_path_factory):
         clf.fit(X[:, :4], np.where(X[:, 0] > 0, "yes", "no"))
     clf.save(folder / "clf.npz")
     return {
-        "checkpoint": (ck, resume, assert_same_result),
-        "result": (folder / "result.npz", SolveResult.load, assert_same_result),
+        "checkpoint": (ck, resume, assert_same_run),
+        "result": (folder / "result.npz", SolveResult.load, assert_same_run),
         "estimator": (folder / "clf.npz", ConvexReLUClassifier.load, assert_same_estimator),
     }
 
