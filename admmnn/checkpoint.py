@@ -37,7 +37,7 @@ from ._backend import dtype_name, like, to_numpy
 from .admm import ADMMState
 from .anderson import AndersonState
 from .driver import Checked, Point
-from .io import ModelFileError, json_value, read_npz, write_npz
+from .io import ModelFileError, json_value, malformed, read_npz, write_npz
 from .validation import check_positive
 
 
@@ -158,6 +158,11 @@ def load(path, fp: dict, ref) -> Saved:
     """Read a checkpoint for the problem ``fp`` (see ``fingerprint``); arrays come
     back in the library, dtype and device of ``ref``."""
     arrays, meta = read_npz(path, ["checkpoint"])
+    with malformed(path):
+        return _saved(os.fspath(path), arrays, meta, fp, ref)
+
+
+def _saved(path: str, arrays: dict, meta: dict, fp: dict, ref) -> Saved:
     saved = meta["fingerprint"]
     differ = [key for key in ("X", "Y", "D", "dtype") if saved.get(key) != fp[key]]
     opts_a, opts_b = saved.get("options", {}), fp["options"]
@@ -168,7 +173,7 @@ def load(path, fp: dict, ref) -> Saved:
     ]
     if differ:
         raise CheckpointMismatchError(
-            f"checkpoint {os.fspath(path)!r} was written for a different problem; these differ: {', '.join(differ)}. "
+            f"checkpoint {path!r} was written for a different problem; these differ: {', '.join(differ)}. "
             "Resume only with the same X, Y, D and options, or start afresh without resume="
         )
     st = ADMMState(*(like(arrays[f"state/{f}"], ref) for f in ADMMState._fields))

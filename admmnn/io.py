@@ -11,7 +11,10 @@ constructors.
 
 Integrity: the metadata carry a SHA-256 checksum of the metadata and of every
 array (name, dtype, shape and bytes). A file whose checksum does not match, that
-holds an object array, or that names an unknown kind is refused.
+holds an object array, or that names an unknown kind is refused. So is a
+damaged one (truncated, a bad CRC, a garbled header): every read error becomes a
+``ModelFileError`` (a ``ValueError``) naming the file and the cause, never
+zipfile's or NumPy's own exception; a missing file still raises FileNotFoundError.
 
 Version policy: files record the admmnn version that wrote them and a format
 number. A file from a newer admmnn major.minor release, or with a newer format
@@ -20,6 +23,7 @@ an older release load.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -89,49 +93,105 @@ def _release(version: str) -> tuple:
     return (int(m.group(1)), int(m.group(2))) if m else (math.inf, math.inf)
 
 
-def read_npz(path, kinds=None) -> tuple[dict, dict]:
-    """Read and verify a file written by ``write_npz``: (arrays, meta).
+def _damaged(path: str, exc: BaseException) -> ModelFileError:
+    return ModelFileError(
+        f"{path!r} is damaged (a corrupted or truncated archive; {type(exc).__name__}: {exc}); "
+        "write it again or use a copy"
+    )
 
-    Raises ``ModelFileError`` for anything but an intact admmnn file of one of
-    ``kinds`` written by this or an older admmnn release.
+
+def _unopened(path: str, exc: BaseException) -> ModelFileError:
+    """The error for a file ``np.load`` cannot open: damaged if it starts like a
+    zip archive (a truncated one has lost its directory, which stands at the end)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        head = None
+    if head in (b"PK\x03\x04", b"PK\x05\x06"):
+        return _damaged(path, exc)
+    if head == b"":
+        return ModelFileError(f"{path!r} is empty (0 bytes): damaged, or not an admmnn file")
+    return ModelFileError(f"{path!r} is not an admmnn file (not a readable .npz archive: {exc})")
+
+
+def _read_entries(path: str) -> dict:
+    """Every entry of the .npz archive ``path``, read and CRC-checked.
+
+    Anything the reading can raise on a damaged archive (zipfile's BadZipFile,
+    NotImplementedError for a garbled compression method, EOFError, OSError on a
+    bad offset, ValueError or tokenize errors on a garbled .npy header, ...)
+    becomes a ModelFileError naming ``path`` and the cause. A missing file, a
+    folder or a file without read permission raise as usual, and so does a
+    MemoryError (a real shortage, not a property of the file).
     """
-    path = os.fspath(path)
     try:
         archive = np.load(path, allow_pickle=False)
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
+    except (FileNotFoundError, IsADirectoryError, PermissionError, MemoryError):
         raise
     except Exception as exc:
-        raise ModelFileError(f"{path!r} is not an admmnn file (not a readable .npz archive: {exc})") from None
+        raise _unopened(path, exc) from None
     if not hasattr(archive, "files"):
         raise ModelFileError(f"{path!r} is not an admmnn file (a bare .npy array, not an .npz archive)")
+    arrays = {}
     with archive:
-        if META_KEY not in archive.files:
-            raise ModelFileError(f"{path!r} is not an admmnn file (no {META_KEY!r} entry)")
-        arrays = {}
         for name in archive.files:
             try:
                 arrays[name] = archive[name]
+            except MemoryError:
+                raise
             except ValueError as exc:
+                if "allow_pickle" not in str(exc):  # a garbled .npy header or short data
+                    raise _damaged(path, exc) from None
                 raise ModelFileError(
                     f"{path!r}: entry {name!r} cannot be read without pickle ({exc}); admmnn files never need "
                     "pickle, so this file was not written by admmnn or was tampered with"
                 ) from None
+            except Exception as exc:
+                raise _damaged(path, exc) from None
+    return arrays
+
+
+def _intact(arrays: dict, meta: dict) -> bool:
+    """Whether the checksum in ``meta`` matches ``meta`` and ``arrays``."""
+    try:
+        return meta.get("checksum") == _checksum(arrays, meta)
+    except (TypeError, ValueError):  # arrays no buffer can show (a foreign file)
+        return False
+
+
+def read_npz(path, kinds=None) -> tuple[dict, dict]:
+    """Read and verify a file written by ``write_npz``: (arrays, meta).
+
+    Raises ``ModelFileError`` naming ``path`` and the cause for anything but an
+    intact admmnn file of one of ``kinds`` written by this or an older admmnn
+    release: a damaged (truncated, corrupted) file included.
+    """
+    path = os.fspath(path)
+    arrays = _read_entries(path)
+    if META_KEY not in arrays:
+        raise ModelFileError(f"{path!r} is not an admmnn file, or a damaged one (no {META_KEY!r} entry)")
     try:
         meta = json.loads(str(arrays.pop(META_KEY)))
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{path!r}: the metadata are not valid JSON ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelFileError(f"{path!r} is not an admmnn file (format {meta.get('format') if isinstance(meta, dict) else None!r})")
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{path!r} is not an admmnn file (its metadata are a {type(meta).__name__}, not a dict)")
+    intact = _intact(arrays, meta)
+    # a damaged file can seem foreign or newer: say so when it carries a checksum that does not match
+    damaged = "" if intact or "checksum" not in meta else "; its checksum does not match either, so it may be damaged"
+    if meta.get("format") != FORMAT:
+        raise ModelFileError(f"{path!r} is not an admmnn file (format {meta.get('format')!r}){damaged}")
     written_by = str(meta.get("admmnn_version"))
     if _release(written_by) > _release(__version__) or not isinstance(meta.get("format_version"), int) or meta["format_version"] > FORMAT_VERSION:
         raise ModelFileError(
             f"{path!r} was written by admmnn {written_by} (file format {meta.get('format_version')}), newer than this "
-            f"admmnn {__version__} (format {FORMAT_VERSION}); upgrade admmnn to read it"
+            f"admmnn {__version__} (format {FORMAT_VERSION}); upgrade admmnn to read it{damaged}"
         )
-    if meta.get("checksum") != _checksum(arrays, meta):
+    if not intact:
         raise ModelFileError(
-            f"{path!r}: checksum mismatch; the metadata or arrays were modified after the file was written, "
-            "so it is refused"
+            f"{path!r}: checksum mismatch; the file is damaged, or its metadata or arrays were modified after "
+            "it was written, so it is refused"
         )
     if kinds is not None and meta.get("kind") not in kinds:
         raise ModelFileError(f"{path!r} holds a {meta.get('kind')!r}, expected one of {list(kinds)}")
@@ -213,7 +273,21 @@ def load(path, backend: str | None = None, device=None, kinds=None):
     if backend is not None:
         check_backend(backend)
     arrays, meta = read_npz(path, list(_READERS) if kinds is None else list(kinds))
-    try:
+    with malformed(path):
         return _READERS[meta["kind"]](arrays, meta, backend, device)
-    except (KeyError, TypeError) as exc:
-        raise ModelFileError(f"{os.fspath(path)!r}: incomplete or malformed admmnn file ({type(exc).__name__}: {exc})") from None
+
+
+@contextlib.contextmanager
+def malformed(path):
+    """Around the code that builds an object from what ``read_npz`` returned:
+    a missing or mistyped entry (a file whose checksum matches, so edited, not
+    damaged) becomes a ModelFileError, and one raised without the path gets it."""
+    path = os.fspath(path)
+    try:
+        yield
+    except ModelFileError as exc:
+        if repr(path) in str(exc):
+            raise
+        raise type(exc)(f"{path!r}: {exc}") from None
+    except (KeyError, TypeError, AttributeError, IndexError) as exc:
+        raise ModelFileError(f"{path!r}: incomplete or malformed admmnn file ({type(exc).__name__}: {exc})") from None
