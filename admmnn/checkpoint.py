@@ -100,6 +100,7 @@ class Saved(NamedTuple):
     history: dict  # key -> list
     timings: dict
     schedule: dict  # when the penalty last changed, the next endgame try, the best bound
+    polished: Checked | None = None  # the endgame's best point
 
 
 def trim_history(history: dict, k_max: int | None = None) -> dict:
@@ -123,16 +124,19 @@ class Checkpointer:
     def due(self, k: int) -> bool:
         return k - self.last_k >= self.every
 
-    def write(self, pos: Position, good: Checked, history, monitor, timings, schedule=None) -> None:
+    def write(self, pos: Position, good: Checked, history, monitor, timings, schedule=None,
+              polished: Checked | None = None) -> None:
         """Write ``pos`` (where the loop stands) and ``good`` (the last checked iterate)."""
         pt, rho, k, cone_scale = pos
         st = pt.x
-        gst, gm, gk, grho, gscale = good
+        gst = good.state
         arrays = {f"state/{f}": getattr(st, f) for f in ADMMState._fields}
         if pt.accel is not None:
             arrays.update(_accel_arrays(pt.accel))
         # the good iterate usually shares u, v, s, Gu with ``st``: store only what differs
         arrays.update({f"good/{f}": getattr(gst, f) for f in ADMMState._fields if getattr(gst, f) is not getattr(st, f)})
+        if polished is not None:
+            arrays.update({f"polished/{f}": getattr(polished.state, f) for f in ADMMState._fields})
         hist = trim_history(history, k)
         arrays.update({f"history/{key}": np.asarray(val, dtype=float) for key, val in hist.items()})
         meta = {
@@ -140,11 +144,12 @@ class Checkpointer:
             "k": int(k),
             "rho": float(rho),
             "cone_scale": float(cone_scale),
-            "good": {"k": int(gk), "rho": float(grho), "cone_scale": float(gscale), "metrics": {key: float(v) for key, v in gm.items()}},
+            "good": _checked_meta(good),
             "monitor": monitor.to_dict(),
             "timings": {key: float(v) for key, v in timings.items()},
             "schedule": {key: (int(v) if isinstance(v, int) else float(v)) for key, v in (schedule or {}).items()},
             "fingerprint": self.fp,
+            **({"polished": _checked_meta(polished)} if polished is not None else {}),
         }
         try:
             write_npz(self.path, arrays, meta)
@@ -180,12 +185,22 @@ def _saved(path: str, arrays: dict, meta: dict, fp: dict, ref) -> Saved:
     accel = _accel_from(arrays, ref)
     gst = ADMMState(*(like(arrays[f"good/{f}"], ref) if f"good/{f}" in arrays else getattr(st, f) for f in ADMMState._fields))
     g = meta["good"]
+    polished = None
+    if "polished" in meta:
+        pm = meta["polished"]
+        pst = ADMMState(*(like(arrays[f"polished/{f}"], ref) for f in ADMMState._fields))
+        polished = Checked(pst, dict(pm["metrics"]), int(pm["k"]), float(pm["rho"]), float(pm["cone_scale"]))
     history = {k[len("history/"):]: [float(x) for x in v] for k, v in arrays.items() if k.startswith("history/")}
     if "iteration" in history:
         history["iteration"] = [int(x) for x in history["iteration"]]
     return Saved(st, accel, float(meta["rho"]), float(meta["cone_scale"]), int(meta["k"]),
                  Checked(gst, dict(g["metrics"]), int(g["k"]), float(g["rho"]), float(g["cone_scale"])),
-                 meta["monitor"], history, meta["timings"], dict(meta.get("schedule", {})))
+                 meta["monitor"], history, meta["timings"], dict(meta.get("schedule", {})), polished)
+
+
+def _checked_meta(c: Checked) -> dict:
+    return {"k": int(c.k), "rho": float(c.rho), "cone_scale": float(c.cone_scale),
+            "metrics": {key: float(v) for key, v in c.metrics.items()}}
 
 
 def _accel_arrays(aa: AndersonState) -> dict:

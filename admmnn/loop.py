@@ -106,6 +106,11 @@ class History:
         self.lists = defaultdict(list)
         if saved:
             self.lists.update(saved)
+            # a checkpoint of an earlier release: fill what it did not record
+            if "best_bound" not in saved and "dual_bound" in saved:
+                self.lists["best_bound"] = list(np.maximum.accumulate(saved["dual_bound"]))
+            for phase in PHASES:
+                self.lists.setdefault(f"seconds_{phase}", [0.0] * len(saved.get("iteration", [])))
         self.t_offset = self.lists["time"][-1] if self.lists.get("time") else 0.0
         self.t_start, self.timer = t_start, timer
 
@@ -128,12 +133,14 @@ class History:
 class LoopState(NamedTuple):
     """What the loop carries between checks.
 
-    best: the checked point (``Checked``) closest to certified by ``bound``, the best
-    dual bound of the run; point: where the next iteration starts (``checkpoint.Position``);
+    good: the last checked, finite ADMM iterate (``Checked``); polished: the endgame's best
+    point (``Checked``, or None); bound: the best dual bound of the run; point: where the next
+    iteration starts (``checkpoint.Position``);
     last_change: iteration of the last cone penalty change; next_endgame: iteration of the
     next endgame try; tries: one dict per endgame try."""
 
-    best: Checked | None
+    good: Checked | None
+    polished: Checked | None
     bound: float
     point: object
     last_change: int = 0
@@ -143,6 +150,11 @@ class LoopState(NamedTuple):
     def schedule(self) -> dict:
         """What a checkpoint stores of the schedule."""
         return {"last_change": self.last_change, "next_endgame": self.next_endgame, "bound": self.bound}
+
+    def best(self) -> Checked:
+        """The point to report: the endgame's when it is closer to certified than ADMM's last."""
+        p, g = self.polished, self.good
+        return p if p is not None and merit(p.metrics, self.bound) < merit(g.metrics, self.bound) else g
 
 
 class Loop:
@@ -161,11 +173,11 @@ class Loop:
         m = self.certify(fx, x, k)
         if self.diverged(m, k):
             return Status.DIVERGED, pt
-        self.keep(Checked(fx, m, k, self.driver.rho, self.driver.op.cone_scale))
+        self.state = self.state._replace(good=Checked(fx, m, k, self.driver.rho, self.driver.op.cone_scale))
         if self.callback is not None:
             self.callback(k, m, fx)
         status, s = None, self.state
-        if self.stop.converged(m, s.best.metrics, s.bound):
+        if self.stop.converged(m, s.best().metrics, s.bound):
             status = Status.OPTIMAL
         elif self.stop.stop != "residuals" and self.schedule.due(k, s.next_endgame) and self.endgame(fx, m, k):
             status = Status.OPTIMAL
@@ -196,22 +208,16 @@ class Loop:
         reason = self.monitor.update(m, self.driver.rho)
         if reason is None:
             return False
-        best = self.state.best
-        warn_diverged(reason, k, best.k, best.metrics, best.rho)
+        good = self.state.good
+        warn_diverged(reason, k, good.k, good.metrics, good.rho)
         return True
-
-    def keep(self, c: Checked) -> None:
-        """Make ``c`` the best point if it is closer to certified than the best so far."""
-        s = self.state
-        if s.best is None or merit(c.metrics, s.bound) < merit(s.best.metrics, s.bound):
-            self.state = s._replace(best=c)
 
     def endgame(self, fx, m: dict, k: int) -> bool:
         """Run the endgame from ``fx``; keep what it finds if it beats the best point.
         Returns whether the best point is now certified."""
         t = time.perf_counter()
         d = self.driver
-        before = merit(self.state.best.metrics, self.state.bound)
+        before = merit(self.state.best().metrics, self.state.bound)
         if self.system is None:
             self.system = _endgame.system_for(d.cert_op, d.cert_Y.shape[1])
         start = _endgame.start_state(d.cert_op, d.cast_state(fx), d.rho)
@@ -226,25 +232,28 @@ class Loop:
             me = dict(m, objective=obj, cone_violation=viol, dual_bound=er.dual_bound, gap=gap,
                       rel_gap=rel_gap(obj, self.state.bound))
             self.history.record(me, k, d.rho, d.op.cone_scale, self.state.bound)
-            self.keep(Checked(d.endgame_state(u, er.state), me, k, d.rho, d.op.cone_scale))
-        after = merit(self.state.best.metrics, self.state.bound)
+            c = Checked(d.endgame_state(u, er.state), me, k, d.rho, d.op.cone_scale)
+            if self.state.polished is None or merit(me, self.state.bound) < merit(self.state.polished.metrics,
+                                                                                  self.state.bound):
+                self.state = self.state._replace(polished=c)
+        after = merit(self.state.best().metrics, self.state.bound)
         self.state = self.state._replace(
             next_endgame=self.schedule.next_after(k, after < before),
             tries=self.state.tries + ({"iteration": k, "newton_steps": er.newton_steps, "outer_steps": er.outer_steps,
                                        "seconds": time.perf_counter() - t, "reason": er.reason,
-                                       "rel_gap": rel_gap(self.state.best.metrics["objective"], self.state.bound)},))
-        return self.stop.certified(self.state.best.metrics, self.state.bound)
+                                       "rel_gap": rel_gap(self.state.best().metrics["objective"], self.state.bound)},))
+        return self.stop.certified(self.state.best().metrics, self.state.bound)
 
     def checkpoint(self, k: int, force: bool = False) -> None:
         w = self.writer
         if w is not None and (w.due(k) if not force else w.last_k != self.state.point.k):
-            w.write(self.state.point, self.state.best, self.history.lists, self.monitor, self.driver.timer.seconds,
-                    self.state.schedule())
+            w.write(self.state.point, self.state.good, self.history.lists, self.monitor, self.driver.timer.seconds,
+                    self.state.schedule(), self.state.polished)
 
     def result_state(self):
         """The best point's state in unweighted units, and the bound to report with it (the
         best bound, or the objective where it lies below that bound only by rounding)."""
-        best = self.state.best
+        best = self.state.best()
         st = admm.rescale_cone(best.state, 1.0 / best.cone_scale)
         bound = min(self.state.bound, best.metrics["objective"]) if self.stop.certified(best.metrics, self.state.bound) \
             else self.state.bound

@@ -249,12 +249,12 @@ def solve(
     k0 = saved.k if saved else 0
     if saved is not None:
         sch = dict(saved.schedule)
-        lstate = LoopState(saved.good, float(sch.get("bound", saved.good.metrics["dual_bound"])),
+        lstate = LoopState(saved.good, saved.polished, float(sch.get("bound", saved.good.metrics["dual_bound"])),
                            _ckpt.Position(pt, driver.rho, k0, cone_scale), int(sch.get("last_change", 0)),
                            int(sch.get("next_endgame", schedule.start)))
         monitor = DivergenceMonitor.from_dict(saved.monitor)
     else:
-        lstate = LoopState(None, -math.inf, _ckpt.Position(pt, driver.rho, 0, cone_scale), 0, schedule.start)
+        lstate = LoopState(None, None, -math.inf, _ckpt.Position(pt, driver.rho, 0, cone_scale), 0, schedule.start)
         monitor = None
     deadline = None if max_time is None else t_start + max_time
     loop = Loop(driver, history, monitor, StopRule(tol, stop), ConePenaltyRule(tol, on=adapt_rho), schedule, lstate,
@@ -264,13 +264,13 @@ def solve(
         if saved is None:  # check the starting point: the first "best" point and the monitor's scale
             m0 = loop.certify(pt.x, pt.x, 0)
             loop.monitor = DivergenceMonitor(m0["objective"], 0.5 * to_float(xp.sum(Y2 * Y2)))
-            loop.keep(Checked(pt.x, m0, 0, driver.rho, cone_scale))
+            loop.state = loop.state._replace(good=Checked(pt.x, m0, 0, driver.rho, cone_scale))
         status, _, _ = driver.run(pt, k0, max_iter, check_every, loop.on_check, deadline)
     except KeyboardInterrupt:
-        if loop.state.best is None:  # stopped before the first certificate: nothing to return
+        if loop.state.good is None:  # stopped before the first certificate: nothing to return
             raise
         status = Status.INTERRUPTED
-        warn_interrupted(loop.state.best.k, loop.state.best.metrics)
+        warn_interrupted(loop.state.good.k, loop.state.good.metrics)
     finally:
         if bar is not None:
             bar.close()

@@ -17,15 +17,17 @@ import math
 
 import numpy as np
 
-#: phases of ``SolveResult.timings`` in the order they are drawn
-PHASES = ("precompute", "u", "v", "s", "dual", "check", "iterations")
+from ..loop import PHASES  # the phases of ``SolveResult.timings``, in the order they are drawn
+
 PHASE_LABELS = {
     "precompute": "precompute (factorisations; JAX: + compilation)",
     "u": "u-step (linear system)",
     "v": "v-step (group soft-threshold)",
     "s": "s-step (cone projection)",
     "dual": "dual updates",
+    "accel": "Anderson acceleration",
     "check": "checks (certificate, residuals)",
+    "endgame": "endgame (semismooth Newton)",
     "iterations": "fused iterations (u, v, s, dual)",
 }
 AXIS_LABELS = {

@@ -70,10 +70,11 @@ def dense_newton_matrix(X, D, C, B, active, tau):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("kind", ["multiclass", "correlated"])
-def test_reduced_newton_system_agrees_with_a_dense_solve(kind, backend):
+def test_reduced_newton_system_agrees_with_a_dense_solve(kind, backend, monkeypatch):
     """The reduced P d system (parallel sum of the two signs, Q formed once) gives the same
-    direction as the full 2 P d system, to 1e-10, on the prox Jacobians and cone rows of a
-    real ADMM iterate."""
+    direction as the full 2 P d system (backward error 1e-10), on the prox Jacobians and cone rows of a
+    real ADMM iterate (without the safeguard ridge, which perturbs it at 1e-11)."""
+    monkeypatch.setattr(endgame.system, "RIDGE", 0.0)
     X, Y, D, beta = small_problem(kind)
     Y2 = np.asarray(Y, float).reshape(len(Y), -1)
     res = admmnn.solve(X, Y, D, beta, max_iter=60, tol=1e-12, polish=False)
@@ -91,8 +92,13 @@ def test_reduced_newton_system_agrees_with_a_dense_solve(kind, backend):
     g_np = to_numpy(grad)
     for c in range(C):
         cols = [h * P * C + p * C + c for h in range(2) for p in range(P)]
-        ref = np.linalg.solve(Hs[c], -g_np[:, cols].T.reshape(-1))
-        np.testing.assert_allclose(du[:, cols].T.reshape(-1), ref, rtol=0, atol=1e-10 * np.abs(ref).max())
+        x, b = du[:, cols].T.reshape(-1), -g_np[:, cols].T.reshape(-1)
+        # backward error of the reduced solve in the full system (a forward comparison would
+        # measure the condition number of the correlated problem, not the algebra)
+        resid = np.linalg.norm(Hs[c] @ x - b)
+        assert resid <= 1e-10 * (np.linalg.norm(Hs[c], 2) * np.linalg.norm(x) + np.linalg.norm(b)), resid
+        ref = np.linalg.solve(Hs[c], b)
+        assert np.linalg.norm(x - ref) <= 1e-6 * np.linalg.norm(ref)
 
 
 def test_a_failed_endgame_keeps_the_admm_point(monkeypatch):
