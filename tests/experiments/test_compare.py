@@ -53,8 +53,9 @@ def test_saves_results_and_plots(run):
 def test_methods_are_scored_on_the_same_function(run):
     _, results = run
     admm = results["ADMM"]["final"]
-    # ADMM's own report of its objective and the shared evaluation agree
-    assert admm["objective"] == pytest.approx(results["ADMM"]["objective"][-1], rel=1e-9)
+    # the network returned (the endgame's point when it is better) is at least as good as the
+    # last iterate the per-epoch log scored with the shared evaluation
+    assert admm["objective"] <= np.asarray(results["ADMM"]["objective"])[-1] * (1 + 1e-9)
     assert admm["dual_bound"] <= admm["objective"]
     # a few epochs of gradient training stay above the convex optimum over these patterns
     assert admm["objective"] < results["CVX"]["objective"][-1]
