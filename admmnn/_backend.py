@@ -547,3 +547,20 @@ def gaussian(shape, ref, rng):
     generator ``rng`` (so every backend sees the same numbers), in the library,
     dtype and device of ``ref``."""
     return like(rng.standard_normal(shape), ref)
+
+
+def add_diagonal_blocks(K, blocks):
+    """``K + blockdiag(blocks)`` for K (C, P b, P b) and blocks (P, C, b, b): block p of
+    column c is added on K[c]'s p-th diagonal block (in place where the library allows it)."""
+    P, C, b = blocks.shape[0], blocks.shape[1], blocks.shape[2]
+    idx = np.arange(P)
+    if is_jax_array(K):
+        K5 = K.reshape(C, P, b, P, b)
+        return K5.at[:, idx, :, idx, :].add(blocks).reshape(K.shape)
+    if is_torch_array(K):
+        import torch
+
+        idx = torch.as_tensor(idx, device=K.device)
+    K5 = K.reshape(C, P, b, P, b)  # a view: the advanced indices put the (P, C) axes first
+    K5[:, idx, :, idx, :] += blocks
+    return K

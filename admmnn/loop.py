@@ -90,6 +90,7 @@ class EndgameSchedule:
     again: int = 2
     backoff: int = 4
     newton_steps: int = 250
+    memory: float = float("inf")  # bytes the Newton system may use (``endgame.choose``)
 
     def due(self, k: int, next_k: int) -> bool:
         return self.on and k >= next_k
@@ -219,7 +220,7 @@ class Loop:
         d = self.driver
         before = merit(self.state.best().metrics, self.state.bound)
         if self.system is None:
-            self.system = _endgame.system_for(d.cert_op, d.cert_Y.shape[1])
+            self.system = _endgame.system_for(d.cert_op, d.cert_Y.shape[1], self.schedule.memory)
         start = _endgame.start_state(d.cert_op, d.cast_state(fx), d.rho)
         er = _endgame.run(d.cert_op, d.cert_Y, d.beta, start, self.stop.tol, max_newton=self.schedule.newton_steps,
                           deadline=self.deadline, system=self.system)

@@ -201,9 +201,9 @@ def solve(
     choice = memory.resolve_solver(solver, n_local, d, 2 * P * C, itemsize, memory_budget, X, outputs=C)
     requested, solver = solver, choice.solver
     check_options(SOLVERS[solver], options)
+    endgame_memory = memory_budget if memory_budget is not None else free_memory(X)[0] // 4
     if polish is None:
-        budget = memory_budget if memory_budget is not None else free_memory(X)[0] // 4
-        polish = mesh is None and endgame.available(n, d, P, C, budget) is None
+        polish = mesh is None and endgame.available(n, d, P, C, endgame_memory) is None
     saved = writer = None
     if checkpoint is not None or resume is not None:
         fp = _ckpt.fingerprint(X, Y2, D, beta=beta, gamma=gamma, alpha=alpha, anderson=int(anderson),
@@ -245,7 +245,7 @@ def solve(
 
         bar = tqdm(total=max_iter, desc=f"admm[{solver}]", unit="it")
     history = Hist(saved.history if saved else None, t_start, timer)
-    schedule = EndgameSchedule(on=bool(polish))
+    schedule = EndgameSchedule(on=bool(polish), memory=float(endgame_memory))
     k0 = saved.k if saved else 0
     if saved is not None:
         sch = dict(saved.schedule)

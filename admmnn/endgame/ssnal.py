@@ -13,7 +13,7 @@ Lagrangian over v and s in closed form leaves a smooth function of u alone,
 where ``Env`` is the Moreau envelope of ``beta ||.||`` at 1/sigma (a Huber function of
 each group's norm). The method (Li, Sun & Toh 2018; Zhang, Zhang, Sun & Toh 2020):
 
-* ``inner``: semismooth Newton on phi: direction from ``system.ReducedNewton``, step by
+* ``inner``: semismooth Newton on phi: direction from a reduced Newton system (``system``), step by
   Armijo backtracking evaluated for all candidate steps at once (phi along a line needs
   no new GEMM), until ``max_j ||grad_j|| <= eps_k beta``;
 * ``update_multipliers``: ``lam = sigma (x - prox(x))``, ``nu = tau min(G u + nu/tau, 0)``;
@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 from .. import certificate
 from .._backend import device_of, to_float
-from .system import ReducedNewton
+from .system import DenseNewton
 
 #: Armijo sufficient-decrease constant and the candidate steps 1, 1/2, ..., 2^-(STEPS-1)
 ARMIJO = 1e-4
@@ -179,7 +179,9 @@ def inner(prob: Problem, system, st: SSNALState, eps: float, max_steps: int, dea
         if step == max_steps or (deadline is not None and time.perf_counter() > deadline):
             return st, step, False
         active = xp.astype(g < 0, x.dtype)
-        du = system.solve(prob.prox_jacobians(st, x, norms), active, st.tau, -grad)
+        on = xp.astype(norms > prob.beta / st.sigma, x.dtype)
+        radial = x * (on / xp.where(norms > 0, norms, 1.0))[None, :]            # x^ of the active groups
+        du = system.solve(prob.prox_jacobians(st, x, norms), active, st.tau, -grad, radial)
         excess, slope = prob.phi_along(st, R, x, g, du, grad)
         scale = prob.phi0_scale(R, x, g, st)
         if to_float(xp.all(-slope <= FLAT * scale)):  # phi cannot fall by more than its rounding
@@ -243,10 +245,10 @@ def run(op, Y, beta: float, start: SSNALState, tol: float, *, max_newton: int = 
 
     op : ``Operators`` (any cone_scale; the endgame uses unscaled G), Y (n, C), both in
     the dtype the endgame should run in (float64). ``system``: a Newton-system solver
-    (``system.ReducedNewton`` by default)."""
+    (``system.DenseNewton`` by default)."""
     t0 = time.perf_counter()
     prob = Problem(op, Y, beta)
-    system = system if system is not None else ReducedNewton(prob.xp, prob.op.X, prob.op.D, prob.C)
+    system = system if system is not None else DenseNewton(prob.xp, prob.op.X, prob.op.D, prob.C)
     st = start
     sigma0, tau0 = st.sigma, st.tau
     eps = EPS_START
