@@ -12,6 +12,7 @@ What the loop carries between checks is the ``LoopState`` named tuple.
 """
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -23,13 +24,12 @@ from . import admm, certificate
 from . import checkpoint as _ckpt
 from . import endgame as _endgame
 from ._backend import to_float
-from .divergence import warn_diverged
+from .divergence import DivergenceMonitor, warn_diverged, warn_interrupted
 from .driver import Checked
 from .result import Status
 
 #: phases timed by ``solve``; ``history["seconds_<phase>"]`` holds their cumulative seconds at each check
 PHASES = ("precompute", "u", "v", "s", "dual", "accel", "check", "endgame", "iterations")
-STOP_RULES = ("gap", "residuals", "both")
 
 
 def rel_gap(objective: float, bound: float) -> float:
@@ -163,11 +163,60 @@ class Loop:
 
     def __init__(self, driver, history: History, monitor, stop: StopRule, cone_rule: ConePenaltyRule,
                  schedule: EndgameSchedule, state: LoopState, *, deadline=None, writer=None, callback=None,
-                 bar=None):
+                 bar=None, max_iter: int = 1, check_every: int = 1):
         self.driver, self.history, self.monitor = driver, history, monitor
         self.stop, self.cone_rule, self.schedule = stop, cone_rule, schedule
         self.state, self.deadline, self.writer, self.callback, self.bar = state, deadline, writer, callback, bar
+        self.max_iter, self.check_every = int(max_iter), int(check_every)
         self.system = None  # the endgame's Newton system, built at its first try
+
+    @classmethod
+    def start(cls, driver, cfg, pt, saved, t_start: float, *, writer=None, callback=None, schedule=None,
+              bar_desc: str = "admm"):
+        """The loop of one solve with settings ``cfg`` (``settings.Settings``), from the point
+        ``pt``, or from the checkpoint ``saved`` (``checkpoint.Saved``)."""
+        history = History(saved.history if saved else None, t_start, driver.timer)
+        k0 = saved.k if saved else 0
+        position = _ckpt.Position(pt, driver.rho, k0, driver.op.cone_scale)
+        monitor = None
+        if saved is not None:
+            sch = dict(saved.schedule)
+            state = LoopState(saved.good, saved.polished, float(sch.get("bound", saved.good.metrics["dual_bound"])),
+                              position, int(sch.get("last_change", 0)), int(sch.get("next_endgame", schedule.start)))
+            monitor = DivergenceMonitor.from_dict(saved.monitor)
+        else:
+            state = LoopState(None, None, -math.inf, position, 0, schedule.start)
+        bar = None
+        if cfg.verbose:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=cfg.max_iter, desc=bar_desc, unit="it")
+        deadline = None if cfg.max_time is None else t_start + cfg.max_time
+        return cls(driver, history, monitor, StopRule(cfg.tol, cfg.stop), ConePenaltyRule(cfg.tol, on=cfg.adapt_rho),
+                   schedule, state, deadline=deadline, writer=writer, callback=callback, bar=bar,
+                   max_iter=cfg.max_iter, check_every=cfg.check_every)
+
+    def run(self, pt, k0: int):
+        """Iterate from ``pt`` (after ``k0`` iterations) to a status; Ctrl-C ends with
+        "interrupted" once a first point was checked. The last position is checkpointed."""
+        d = self.driver
+        status = None
+        try:
+            if self.state.good is None:  # check the starting point: the first good point and the monitor's scale
+                m0 = self.certify(pt.x, pt.x, 0)
+                self.monitor = DivergenceMonitor(m0["objective"], 0.5 * to_float(d.xp.sum(d.Y * d.Y)))
+                self.state = self.state._replace(good=Checked(pt.x, m0, 0, d.rho, d.op.cone_scale))
+            status, _, _ = d.run(pt, k0, self.max_iter, self.check_every, self.on_check, self.deadline)
+        except KeyboardInterrupt:
+            if self.state.good is None:  # stopped before the first certificate: nothing to return
+                raise
+            status = Status.INTERRUPTED
+            warn_interrupted(self.state.good.k, self.state.good.metrics)
+        finally:
+            if self.bar is not None:
+                self.bar.close()
+        self.checkpoint(self.state.point.k, force=True)
+        return status
 
     def on_check(self, k, fx, x, pt):
         """The check at iteration k of ``fx = T(x)``; returns ``(status or None, next point)``."""

@@ -3,22 +3,27 @@ from __future__ import annotations
 
 import math
 import time
-
-import numpy as np
+from dataclasses import replace
 
 from . import admm, endgame, memory, sharding
 from . import checkpoint as _ckpt
 from ._backend import Timer, free_memory, is_async, like, namespace, to_float
-from .divergence import DivergenceMonitor, warn_interrupted
-from .driver import Checked, Driver
-from .loop import PHASES, STOP_RULES, ConePenaltyRule, EndgameSchedule, Loop, LoopState, StopRule
-from .loop import History as Hist
+from .driver import Driver
+from .loop import EndgameSchedule, Loop
 from .network import recover_network
 from .operators import Operators
 from .result import SolveResult, Status
+from .settings import Settings
 from .ustep import SOLVERS, make_usolver
-from .validation import (as_array, check_bool, check_callable, check_choice, check_n, check_options, check_patterns,
-                         check_positive, warn_zero_features)
+from .validation import (
+    as_array,
+    check_callable,
+    check_choice,
+    check_n,
+    check_options,
+    check_patterns,
+    warn_zero_features,
+)
 
 DEFAULT_MAX_ITER = 5000
 #: the cone penalty times the squared data scale, relative to the penalty of u = v
@@ -130,176 +135,116 @@ def solve(
     iterate and its certificate. (Ctrl-C during the precompute, before the
     first certificate exists, raises KeyboardInterrupt as usual.)
     """
-    X = as_array(X, "X")
-    warn_zero_features(X)
-    xp = namespace(X)
-    if not xp.isdtype(X.dtype, "real floating"):
-        X = xp.astype(X, xp.float64)
-    n = X.shape[0]
-    Y = as_array(Y, "Y", ndims=(1, 2))
-    check_n(n, Y, "Y")
-    D = check_patterns(D, n)
-    check_positive("beta", beta)
-    check_positive("max_iter", max_iter, integer=True)
-    check_positive("tol", tol)
-    check_positive("rho", rho, allow_none=True)
-    check_positive("rho_ratio", rho_ratio, allow_none=True)
-    check_positive("max_time", max_time, allow_none=True)
-    check_positive("check_every", check_every, integer=True)
-    check_positive("eps_abs", eps_abs)
-    check_positive("eps_rel", eps_rel)
-    if not 0 < gamma < (1 + math.sqrt(5)) / 2:
-        raise ValueError(f"gamma must lie in (0, 1.618), got {gamma!r}")
-    if not (isinstance(alpha, (int, float)) and 0 < alpha < 2):
-        raise ValueError(f"alpha must lie in (0, 2), got {alpha!r}")
-    if anderson is None:
-        anderson = 5 if mesh is None else 0
-    if isinstance(anderson, bool) or not isinstance(anderson, (int, np.integer)) or not 0 <= anderson <= 100:
-        raise ValueError(f"anderson must be an integer memory in [0, 100] (0: off), got {anderson!r}")
-    if not (isinstance(safeguard, (int, float)) and math.isfinite(safeguard) and safeguard >= 1):
-        raise ValueError(f"safeguard must be a finite number >= 1, got {safeguard!r}")
-    check_choice("stop", stop, STOP_RULES)
+    cfg = Settings(beta, max_iter, tol, rho, rho_ratio, alpha, gamma, anderson, safeguard, polish, max_time, stop,
+                   eps_abs, eps_rel, check_every, adapt_rho, verbose, checkpoint_every,
+                   options.pop("memory_budget", None), options.pop("profile", None))
     check_choice("solver", solver, sorted(SOLVERS) + ["auto"])
-    check_bool("adapt_rho", adapt_rho)
-    if mesh is not None:
-        n_dev = sharding.check_mesh(mesh, X)
-        solver = sharding.check_solver(solver)
-        if polish:
-            raise ValueError("polish=True cannot run with a mesh: the endgame's Newton systems are not row-sharded; "
-                             "leave polish=None (off with a mesh)")
-        polish = False
-    if polish is not None:
-        check_bool("polish", polish)
-    check_bool("verbose", verbose)
     check_callable("callback", callback)
     if warm_start is not None and not isinstance(warm_start, SolveResult):
         raise TypeError(f"warm_start must be a SolveResult or None, got {type(warm_start).__name__}")
     _ckpt.check_args(checkpoint, checkpoint_every, resume, warm_start)
-    memory_budget = options.pop("memory_budget", None)
-    profile = bool(options.pop("profile", not is_async(X)))
-    if solver != "auto":
-        check_options(SOLVERS[solver], options)
-    Y2 = Y if Y.ndim == 2 else Y[:, None]
-    Y2 = like(Y2, X) if namespace(Y2) is not xp else xp.astype(Y2, X.dtype)
-    D = like(D, X) if namespace(D) is not xp else xp.astype(D, X.dtype)
-    n_pad = 0
+    X, Y2, D = _data(X, Y, D)
+    n, d, P, C = X.shape[0], X.shape[1], D.shape[1], Y2.shape[1]
+    n_dev, n_pad = 1, 0
     if mesh is not None:
+        n_dev, solver = sharding.check_mesh(mesh, X), sharding.check_solver(solver)
+        if cfg.polish:
+            raise ValueError("polish=True cannot run with a mesh: the endgame's Newton systems are not row-sharded; "
+                             "leave polish=None (off with a mesh)")
         n_pad = sharding.padding(n, mesh)
         X, Y2, D = sharding.shard_rows(mesh, X, Y2, D, pad=n_pad)
+    if solver != "auto":
+        check_options(SOLVERS[solver], options)
+    cfg = replace(cfg, anderson=(5 if mesh is None else 0) if cfg.anderson is None else cfg.anderson,
+                  profile=not is_async(X) if cfg.profile is None else bool(cfg.profile))
 
     t_start = time.perf_counter()
     timer = Timer(X)
     # the penalty follows beta (a warm start from another beta keeps only its cone weight)
-    rho = float(default_penalty(X, Y2, beta) if rho is None else rho)
-    if rho_ratio is None:
-        rho_ratio = warm_start.info.get("rho_ratio") if warm_start is not None else None
-        rho_ratio = default_rho_ratio(X) if rho_ratio is None else rho_ratio
-    fp_ratio = rho_ratio = float(rho_ratio)
+    rho = float(default_penalty(X, Y2, beta) if cfg.rho is None else cfg.rho)
+    ratio = cfg.rho_ratio if cfg.rho_ratio is not None else (warm_start.info.get("rho_ratio") if warm_start else None)
+    ratio = float(default_rho_ratio(X) if ratio is None else ratio)
     itemsize = X.dtype.itemsize if hasattr(X.dtype, "itemsize") else 8
-    n_local = n if mesh is None else (n + n_pad) // n_dev  # the rows one device holds
-    d, P, C = X.shape[1], D.shape[1], Y2.shape[1]
-    choice = memory.resolve_solver(solver, n_local, d, 2 * P * C, itemsize, memory_budget, X, outputs=C)
-    requested, solver = solver, choice.solver
-    check_options(SOLVERS[solver], options)
-    endgame_memory = memory_budget if memory_budget is not None else free_memory(X)[0] // 4
-    if polish is None:
-        polish = mesh is None and endgame.available(n, d, P, C, endgame_memory) is None
+    choice = memory.resolve_solver(solver, (n + n_pad) // n_dev, d, 2 * P * C, itemsize, cfg.memory_budget, X,
+                                   outputs=C)
+    check_options(SOLVERS[choice.solver], options)
+    endgame_memory = cfg.memory_budget if cfg.memory_budget is not None else free_memory(X)[0] // 4
+    if cfg.polish is None:
+        cfg = replace(cfg, polish=mesh is None and endgame.available(n, d, P, C, endgame_memory) is None)
     saved = writer = None
     if checkpoint is not None or resume is not None:
-        fp = _ckpt.fingerprint(X, Y2, D, beta=beta, gamma=gamma, alpha=alpha, anderson=int(anderson),
-                               safeguard=safeguard, rho_ratio=fp_ratio, solver=solver, check_every=check_every,
-                               adapt_rho=adapt_rho, **options)
+        fp = _ckpt.fingerprint(X, Y2, D, beta=beta, gamma=cfg.gamma, alpha=cfg.alpha, anderson=int(cfg.anderson),
+                               safeguard=cfg.safeguard, rho_ratio=ratio, solver=choice.solver,
+                               check_every=cfg.check_every, adapt_rho=cfg.adapt_rho, **options)
         saved = _ckpt.load(resume, fp, X) if resume is not None else None
         writer = _ckpt.Checkpointer(checkpoint, checkpoint_every, fp, saved.k if saved else 0) if checkpoint else None
-    cone_scale = math.sqrt(rho_ratio)
+    cone_scale = math.sqrt(ratio)
     if saved is not None:  # the saved weight itself: sqrt(x**2) may round differently
         rho, cone_scale = saved.rho, saved.cone_scale
         timer.seconds.update(saved.timings)
     op = Operators(X, D, C, cone_scale, n_pad)
 
-    def rebuild(op_new, rho_new):
+    def rebuild(op_new, rho_new):  # a new u-step solver (factorisation) after a change of the cone weight
         t = time.perf_counter()
-        new = make_usolver(solver, op_new, rho_new, **options)
+        new = make_usolver(choice.solver, op_new, rho_new, **options)
         timer("precompute", t)
         return new
 
-    driver = Driver(op, make_usolver(solver, op, rho, **options), Y2, beta, alpha=alpha, gamma=gamma,
-                    memory=int(anderson), safeguard=safeguard, profile=profile, eps_abs=eps_abs, eps_rel=eps_rel,
-                    timer=timer, rebuild=rebuild)
-    if saved is not None:
-        pt = driver.start(saved.state, saved.accel)
-    else:
-        if warm_start is None:
-            state = admm.init_state(op)
-        else:
-            state = warm_start.state if mesh is None else sharding.place_state(warm_start.state, mesh, n_pad)
-            state = admm.rescale_cone(state, cone_scale)
-        if state.u.shape != (op.d, op.n_groups):
-            raise ValueError("warm_start comes from a problem of another shape")
-        pt = driver.start(state)
+    driver = Driver(op, make_usolver(choice.solver, op, rho, **options), Y2, beta, alpha=cfg.alpha, gamma=cfg.gamma,
+                    memory=int(cfg.anderson), safeguard=cfg.safeguard, profile=cfg.profile, eps_abs=cfg.eps_abs,
+                    eps_rel=cfg.eps_rel, timer=timer, rebuild=rebuild)
+    pt = _start(driver, op, saved, warm_start, mesh, n_pad)
     timer("precompute", t_start)
-
-    bar = None
-    if verbose:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=max_iter, desc=f"admm[{solver}]", unit="it")
-    history = Hist(saved.history if saved else None, t_start, timer)
-    schedule = EndgameSchedule(on=bool(polish), memory=float(endgame_memory))
-    k0 = saved.k if saved else 0
-    if saved is not None:
-        sch = dict(saved.schedule)
-        lstate = LoopState(saved.good, saved.polished, float(sch.get("bound", saved.good.metrics["dual_bound"])),
-                           _ckpt.Position(pt, driver.rho, k0, cone_scale), int(sch.get("last_change", 0)),
-                           int(sch.get("next_endgame", schedule.start)))
-        monitor = DivergenceMonitor.from_dict(saved.monitor)
-    else:
-        lstate = LoopState(None, None, -math.inf, _ckpt.Position(pt, driver.rho, 0, cone_scale), 0, schedule.start)
-        monitor = None
-    deadline = None if max_time is None else t_start + max_time
-    loop = Loop(driver, history, monitor, StopRule(tol, stop), ConePenaltyRule(tol, on=adapt_rho), schedule, lstate,
-                deadline=deadline, writer=writer, callback=callback, bar=bar)
-    status = None  # still running
-    try:
-        if saved is None:  # check the starting point: the first "best" point and the monitor's scale
-            m0 = loop.certify(pt.x, pt.x, 0)
-            loop.monitor = DivergenceMonitor(m0["objective"], 0.5 * to_float(xp.sum(Y2 * Y2)))
-            loop.state = loop.state._replace(good=Checked(pt.x, m0, 0, driver.rho, cone_scale))
-        status, _, _ = driver.run(pt, k0, max_iter, check_every, loop.on_check, deadline)
-    except KeyboardInterrupt:
-        if loop.state.good is None:  # stopped before the first certificate: nothing to return
-            raise
-        status = Status.INTERRUPTED
-        warn_interrupted(loop.state.good.k, loop.state.good.metrics)
-    finally:
-        if bar is not None:
-            bar.close()
-    loop.checkpoint(loop.state.point.k, force=True)
+    loop = Loop.start(driver, cfg, pt, saved, t_start, writer=writer, callback=callback,
+                      schedule=EndgameSchedule(on=bool(cfg.polish), memory=float(endgame_memory)),
+                      bar_desc=f"admm[{choice.solver}]")
+    status = loop.run(pt, saved.k if saved else 0)
 
     best, st, bound = loop.result_state()
     st = sharding.drop_padding(st, n_pad)
     info = dict(getattr(driver.usolver, "info", {}))
     info.update(driver.accel_counts(loop.state.point.point))
-    info.update(rho_ratio=best.cone_scale**2, alpha=float(alpha), anderson=int(anderson), endgame=bool(polish),
-                endgame_tries=list(loop.state.tries), polished=any(t["reason"] == "certified" for t in loop.state.tries))
-    if requested == "auto":
+    info.update(rho_ratio=best.cone_scale**2, alpha=float(cfg.alpha), anderson=int(cfg.anderson),
+                endgame=bool(cfg.polish), endgame_tries=list(loop.state.tries),
+                polished=any(t["reason"] == "certified" for t in loop.state.tries))
+    if solver == "auto":
         info["auto"] = choice.as_dict()
     if mesh is not None:
         info.update(mesh_devices=n_dev, padded_rows=n_pad)
-    return SolveResult(
-        v=st.v,
-        network=recover_network(op, st.v),
-        objective=best.metrics["objective"],
-        dual_bound=bound,
-        status=Status(status),
-        n_iter=best.k,
-        rho=best.rho,
-        solver=driver.usolver.name,
-        history=history.arrays(),
-        timings=dict(timer.seconds),
-        state=st,
-        info=info,
-    )
+    return SolveResult(v=st.v, network=recover_network(op, st.v), objective=best.metrics["objective"],
+                       dual_bound=bound, status=Status(status), n_iter=best.k, rho=best.rho,
+                       solver=driver.usolver.name, history=loop.history.arrays(), timings=dict(timer.seconds),
+                       state=st, info=info)
+
+
+def _data(X, Y, D):
+    """X (n, d) in a real floating dtype, Y as (n, C) and D in X's library and dtype."""
+    X = as_array(X, "X")
+    warn_zero_features(X)
+    xp = namespace(X)
+    if not xp.isdtype(X.dtype, "real floating"):
+        X = xp.astype(X, xp.float64)
+    Y = as_array(Y, "Y", ndims=(1, 2))
+    check_n(X.shape[0], Y, "Y")
+    D = check_patterns(D, X.shape[0])
+    Y2 = Y if Y.ndim == 2 else Y[:, None]
+    Y2 = like(Y2, X) if namespace(Y2) is not xp else xp.astype(Y2, X.dtype)
+    D = like(D, X) if namespace(D) is not xp else xp.astype(D, X.dtype)
+    return X, Y2, D
+
+
+def _start(driver, op, saved, warm_start, mesh, n_pad):
+    """The loop's first point: from a checkpoint, a warm start, or zero."""
+    if saved is not None:
+        return driver.start(saved.state, saved.accel)
+    if warm_start is None:
+        state = admm.init_state(op)
+    else:
+        state = warm_start.state if mesh is None else sharding.place_state(warm_start.state, mesh, n_pad)
+        state = admm.rescale_cone(state, op.cone_scale)
+    if state.u.shape != (op.d, op.n_groups):
+        raise ValueError("warm_start comes from a problem of another shape")
+    return driver.start(state)
 
 
 def _scales(X, Y=None) -> tuple[float, float]:

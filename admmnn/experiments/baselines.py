@@ -32,9 +32,10 @@ import numpy as np
 
 from .. import certificate
 from .._backend import to_numpy
+from ..loop import PHASES
 from ..network import ReLUNetwork, recover_network
 from ..operators import Operators
-from ..solve import PHASES, solve
+from ..solve import solve
 from ..validation import as_array, check_choice, check_n, check_patterns, check_positive
 
 OPTIMIZERS = ("adam", "sgd")
