@@ -7,8 +7,8 @@ weights u, v and their dual lam (d, 2PC) are replicated. Nothing else changes in
 the solver: JAX's compiler propagates these placements through every jitted
 function (GSPMD), so ``F u`` and ``G u`` are local GEMMs, and every sum over rows
 (``F^T r``, ``G^T s``, ``X^T X``, the Nyström sketch, the certificate's norms) is
-a local GEMM followed by one all-reduce that the compiler inserts.
-``collectives`` counts them in a compiled program.
+a local GEMM followed by one all-reduce that the compiler inserts
+(``admmnn.experiments.hlo.collectives`` counts them in a compiled program).
 
 Padding. n is padded up to a multiple of the mesh's "data" size with zero rows of
 X, D and Y. This changes nothing: a row with ``X_i = 0`` adds nothing to ``F^T r``,
@@ -34,8 +34,6 @@ all-gather the slack and its dual on every device at every iteration (counted by
 ``benchmarks/sharded.py``); ``anderson=5`` still works, at that cost.
 """
 from __future__ import annotations
-
-import re
 
 from ._backend import backend_of
 from .ustep import SOLVERS
@@ -133,62 +131,5 @@ def drop_padding(state, pad: int):
     return state._replace(s=state.s[:n], nu=state.nu[:n], Gu=state.Gu[:n])
 
 
-# -- counting the collectives of a compiled program -------------------------------
-
-_COLLECTIVES = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "collective-permute")
-_COMPUTATION = re.compile(r"^(?:ENTRY\s+)?%?([\w.\-]+)\s.*\{\s*$")
-_OP = re.compile(r"=\s*(.+?)\s+(" + "|".join(_COLLECTIVES) + r")(?:-start)?\(")
-_SHAPE = re.compile(r"\b(pred|[fsu]\d+|bf16)\[([\d,]*)\]")
-_CALLS = re.compile(r"(?:body|to_apply|calls|condition|branch_computations)=\{?([%\w.\-, ]+)\}?")
-_BODY = re.compile(r"body=%?([\w.\-]+)")
-_BYTES = {"pred": 1, "bf16": 2}
-
-
-def _nbytes(kind: str, dims: str) -> int:
-    size = _BYTES.get(kind, int(kind[1:]) // 8 if kind[1:].isdigit() else 8)
-    for d in filter(None, dims.split(",")):
-        size *= int(d)
-    return size
-
-
-def collectives(hlo_text: str) -> list[dict]:
-    """The collective operations of a compiled program's HLO text
-    (``jitted.lower(...).compile().as_text()``).
-
-    Returns one dict per operation: ``kind`` ("all-reduce", ...), ``bytes`` (of its
-    result on one device), ``shapes`` (its result's array types) and ``in_loop``
-    (True when it sits in the body of a ``while`` loop, i.e. runs once per loop
-    iteration rather than once per call)."""
-    comps: dict[str, list[str]] = {}
-    name = None
-    for line in hlo_text.splitlines():
-        head = _COMPUTATION.match(line)
-        if head and "=" not in line.split("{")[0].split("(")[0]:
-            name = head.group(1)
-            comps[name] = []
-        elif name is not None:
-            comps[name].append(line)
-    called = {c: {x.strip().lstrip("%") for m in _CALLS.finditer("\n".join(body)) for x in m.group(1).split(",")}
-              for c, body in comps.items()}
-    looped: set[str] = set()
-    todo = [m.group(1) for body in comps.values() for line in body for m in _BODY.finditer(line)]
-    while todo:
-        c = todo.pop()
-        if c in looped or c not in comps:
-            continue
-        looped.add(c)
-        todo.extend(called.get(c, ()))
-    out = []
-    for c, body in comps.items():
-        for line in body:
-            m = _OP.search(line)
-            if m is None:
-                continue
-            shapes = [f"{k}[{dims}]" for k, dims in _SHAPE.findall(m.group(1))]
-            nbytes = sum(_nbytes(k, dims) for k, dims in _SHAPE.findall(m.group(1)))
-            out.append({"kind": m.group(2), "bytes": nbytes, "shapes": shapes, "in_loop": c in looped})
-    return out
-
-
 __all__ = ["check_mesh", "check_solver", "row_sharding", "replicated", "padding", "shard_rows", "place_state",
-           "drop_padding", "collectives", "AXIS", "AUTO_SOLVER"]
+           "drop_padding", "AXIS", "AUTO_SOLVER"]

@@ -143,34 +143,6 @@ def test_zero_rows_change_nothing():
     assert certificate.objective(opp, st.v, Yp, 1e-2)[0] == pytest.approx(certificate.objective(op, st.v, Y, 1e-2)[0])
 
 
-def test_collectives_are_read_from_hlo_text():
-    hlo = """HloModule m
-
-%add (x: f64[], y: f64[]) -> f64[] {
-  ROOT %s = f64[] add(%x, %y)
-}
-
-%body (p: (s32[], f64[4,6])) -> (s32[], f64[4,6]) {
-  %ar = f64[4,6]{1,0} all-reduce(%dot), channel_id=1, replica_groups={{0,1}}, to_apply=%add
-  ROOT %t = (s32[], f64[4,6]) tuple(%i, %ar)
-}
-
-%cond (p: (s32[], f64[4,6])) -> pred[] {
-  ROOT %lt = pred[] compare(%a, %b), direction=LT
-}
-
-ENTRY %main (x: f64[8,4]) -> f64[] {
-  %w = (s32[], f64[4,6]) while(%init), condition=%cond, body=%body
-  %ar2 = (f64[], f32[3]) all-reduce(%a, %b), channel_id=2, to_apply=%add
-  %ag = f64[16]{0} all-gather(%c), dimensions={0}
-  ROOT %r = f64[] add(%x, %y)
-}
-"""
-    got = [(c["kind"], c["bytes"], c["shapes"], c["in_loop"]) for c in sharding.collectives(hlo)]
-    assert got == [("all-reduce", 192, ["f64[4,6]"], True), ("all-reduce", 20, ["f64[]", "f32[3]"], False),
-                   ("all-gather", 128, ["f64[16]"], False)]
-
-
 def test_row_blocks():
     blocks = [distributed.row_block(122, i, 2, 2) for i in range(2)]
     assert blocks == [(0, 62, 62), (62, 122, 62)]
