@@ -26,8 +26,9 @@ ones, RBCD). The exact solver is refused with a mesh: its Woodbury factor is an
 n x n Cholesky factor, which is dense in both dimensions, so row-sharding it
 would need a distributed triangular solve (n^2 bytes, and communication at every
 u-step) exactly where the mesh is wanted, when n is too large for one device.
-``solver="auto"`` picks ``AUTO_SOLVER``. The active-set polish is host NumPy code,
-so it is off with a mesh. Anderson acceleration is off by default with a mesh:
+``solver="auto"`` follows the rules of ``ustep.auto`` (the exact one does not fire
+on a mesh), with one device's rows and memory. The active-set polish is host
+NumPy code, so it is off with a mesh. Anderson acceleration is off by default with a mesh:
 its memory is one flat vector of all the iterates, (d + n) 2PC entries, and the
 concatenation of replicated weights with row-sharded slacks makes the compiler
 all-gather the slack and its dual on every device at every iteration (counted by
@@ -36,12 +37,10 @@ all-gather the slack and its dual on every device at every iteration (counted by
 from __future__ import annotations
 
 from ._backend import backend_of
-from .ustep import SOLVERS
+from .ustep import SOLVERS, auto
 
 #: the mesh axis the rows are split over
 AXIS = "data"
-#: what solver="auto" picks with a mesh (the crossover table of ``ustep.auto`` covers one device only)
-AUTO_SOLVER = "pcg-nystrom"
 
 
 def check_mesh(mesh, *arrays) -> int:
@@ -65,13 +64,9 @@ def check_mesh(mesh, *arrays) -> int:
 
 
 def check_solver(solver: str) -> str:
-    """The u-step solver to run on a mesh: ``AUTO_SOLVER`` for "auto"; "exact" is refused."""
-    if solver == "exact":
-        free = [name for name in sorted(SOLVERS) if name != "exact"]
-        raise ValueError(
-            f"solver='exact' cannot run on a mesh: its n x n Cholesky factor is not row-sharded. "
-            f"Use a matrix-free solver {free} or solver='auto' (which picks {AUTO_SOLVER!r} with a mesh)")
-    return AUTO_SOLVER if solver == "auto" else solver
+    """``solver`` for a mesh: "exact" is refused (``ustep.auto.check_mesh``); "auto"
+    stays "auto", for ``ustep.auto.choose`` to decide with the problem's sizes."""
+    return auto.check_mesh(solver, SOLVERS)
 
 
 def row_sharding(mesh):
@@ -132,4 +127,4 @@ def drop_padding(state, pad: int):
 
 
 __all__ = ["check_mesh", "check_solver", "row_sharding", "replicated", "padding", "shard_rows", "place_state",
-           "drop_padding", "AXIS", "AUTO_SOLVER"]
+           "drop_padding", "AXIS"]

@@ -257,17 +257,18 @@ def sketch_bytes(n: int, d: int, P: int, C: int, itemsize: int = 8, max_rank: in
     """Peak bytes of building a ``NystromPreconditioner`` whose adaptive rank may
     grow to ``max_rank`` (200, the default of the "pcg-nystrom" solvers):
 
-        itemsize * R * (20 N + n P C),   N = 2 d P C,  R = min(max_rank, N).
+        itemsize * R * (20 N + 10 R + 2 n P C),   N = 2 d P C,  R = min(max_rank, N):
 
-    The sketch holds about 20 arrays of N x R (the test matrix, the two sketches,
-    Q, U and their zero-padded copies), and one level's batched ``X W`` has n x 2PC
-    x (its new columns, at most R / 2) entries. Measured with ``tracemalloc`` on
-    NumPy, float64, bases "identity" and "block", n = 300 to 4000, d = 30 to 101,
-    P C = 10 to 24: 16.5 to 19.3 N R plus about n P C R numbers, so the formula is
-    an upper bound (``tests/core/test_auto.py`` checks it on one shape)."""
+    about 20 arrays of N x R (the test matrix, the two sketches, Q, U and their
+    zero-padded copies), 10 of R x R (the core matrices, the thin SVD's), and
+    one level's batched ``X W`` and ``D o (X W)``, n x 2PC x (its new columns, at
+    most R / 2) each. Measured with ``tracemalloc`` on NumPy, float64, bases
+    "identity" and "block", 14 shapes with n = 50 to 4000, d = 5 to 101 and
+    P C = 2 to 30: 0.11 to 0.84 of this bound (the low end where the adaptive
+    rank stops far below R); ``tests/core/test_auto.py`` checks it on one shape."""
     N = 2 * d * P * C
     R = min(int(max_rank), N)
-    return int(itemsize) * R * (20 * N + n * P * C)
+    return int(itemsize) * R * (20 * N + 10 * R + 2 * n * P * C)
 
 
 @pytree("U", "_coef", "Bis", "_lam_r", "mu", static=("xp",))

@@ -111,7 +111,28 @@ def test_mesh_is_validated():
         admmnn.solve(X, Y, D, 1e-2, mesh=Mesh(one, ("data",)))
     with pytest.raises(ValueError, match="polish"):
         admmnn.solve(jax.numpy.asarray(X), Y, D, 1e-2, solver="cg", polish=True, mesh=Mesh(one, ("data",)))
-    assert sharding.check_solver("auto") == sharding.AUTO_SOLVER != "exact"
+    assert sharding.check_solver("auto") == "auto" and sharding.check_solver("cg") == "cg"
+    with pytest.raises(ValueError, match="not row-sharded"):
+        sharding.check_solver("exact")
+
+
+def test_auto_on_a_mesh_follows_the_rules_without_exact():
+    import admmnn
+    from jax.sharding import Mesh
+
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((20, 3)), rng.standard_normal(20)
+    D = (X @ rng.standard_normal((3, 2)) >= 0) * 1.0
+    mesh = Mesh(np.array(jax.devices()[:1]), ("data",))
+    Xj = jax.numpy.asarray(X)
+    size = Xj.dtype.itemsize  # 4 unless JAX runs in float64
+    # room for the n x n factor (the first rule, without a mesh), not for the Nyström sketch
+    room = admmnn.ustep.sketch_bytes(20, 3, 2, 1, size) - 1
+    assert admmnn.ustep.exact_bytes(20, 3, size) <= room
+    budget = admmnn.memory.iterate_bytes(20, 3, 4, size) + room
+    res = admmnn.solve(Xj, Y, D, 1e-2, solver="auto", mesh=mesh, max_iter=3, memory_budget=budget)
+    assert (res.solver, res.info["auto"]["rule"]) == ("cg", "cg")
+    assert res.info["auto"]["passed"][0] == ["exact", "a mesh: its n x n factor is not row-sharded"]
 
 
 def test_zero_rows_change_nothing():
