@@ -110,7 +110,10 @@ def size_text(b: float) -> str:
 
 def _fits(what: str, need: int, budget: int) -> tuple[bool, str]:
     ok = need <= budget
-    return ok, f"{what} need {size_text(need)} {'<=' if ok else '>'} budget {size_text(budget)}"
+    a, b = size_text(need), size_text(budget)
+    if a == b:  # too close to tell apart when rounded: the bytes
+        a, b = f"{need} bytes", f"{budget} bytes"
+    return ok, f"{what} need {a} {'<=' if ok else '>'} budget {b}"
 
 
 def exact_fits(p: Problem) -> tuple[bool, str]:

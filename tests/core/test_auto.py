@@ -29,8 +29,10 @@ def test_the_shape_needs_more_for_exact_than_for_the_sketch():
 def test_rule_exact_when_its_factor_fits():
     c = auto.choose(problem(EXACT), INSTALLED)
     assert (c.solver, c.rule, c.passed) == ("exact", "exact", ())
+    assert c.reason == f"rule 'exact': exact, its n x n factors (n={n}) need {EXACT} bytes <= budget {EXACT} bytes"
+    c = auto.choose(problem(2 * EXACT), INSTALLED)
     assert c.reason == (f"rule 'exact': exact, its n x n factors (n={n}) need {auto.size_text(EXACT)} <= budget "
-                        f"{auto.size_text(EXACT)}")
+                        f"{auto.size_text(2 * EXACT)}")
 
 
 def test_rule_nystrom_when_only_the_sketch_fits():
@@ -38,8 +40,7 @@ def test_rule_nystrom_when_only_the_sketch_fits():
     assert (c.solver, c.rule) == ("pcg-nystrom-block", "nystrom")
     assert c.reason.startswith(f"rule 'nystrom': pcg-nystrom-block, its Nyström sketch (2dPC={2 * d * P * C}, "
                                f"rank <= 200) need {auto.size_text(SKETCH)} <= budget {auto.size_text(EXACT - 1)}")
-    assert c.passed == (("exact", f"its n x n factors (n={n}) need {auto.size_text(EXACT)} > budget "
-                                  f"{auto.size_text(EXACT - 1)}"),)
+    assert c.passed == (("exact", f"its n x n factors (n={n}) need {EXACT} bytes > budget {EXACT - 1} bytes"),)
     assert "; before it, rule 'exact': " in c.reason
 
 
@@ -47,7 +48,7 @@ def test_rule_cg_when_nothing_else_fits():
     c = auto.choose(problem(SKETCH - 1), INSTALLED)
     assert (c.solver, c.rule) == ("cg", "cg")
     assert [name for name, _ in c.passed] == ["exact", "nystrom"]
-    assert f"need {auto.size_text(SKETCH)} > budget" in c.reason
+    assert f"need {SKETCH} bytes > budget {SKETCH - 1} bytes" in c.reason
 
 
 def test_a_mesh_skips_exact_whatever_the_budget():
