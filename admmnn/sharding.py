@@ -7,8 +7,8 @@ weights u, v and their dual lam (d, 2PC) are replicated. Nothing else changes in
 the solver: JAX's compiler propagates these placements through every jitted
 function (GSPMD), so ``F u`` and ``G u`` are local GEMMs, and every sum over rows
 (``F^T r``, ``G^T s``, ``X^T X``, the Nyström sketch, the certificate's norms) is
-a local GEMM followed by one all-reduce that the compiler inserts.
-``collectives`` counts them in a compiled program.
+a local GEMM followed by one all-reduce that the compiler inserts
+(``admmnn.experiments.hlo.collectives`` counts them in a compiled program).
 
 Padding. n is padded up to a multiple of the mesh's "data" size with zero rows of
 X, D and Y. This changes nothing: a row with ``X_i = 0`` adds nothing to ``F^T r``,
@@ -26,8 +26,9 @@ ones, RBCD). The exact solver is refused with a mesh: its Woodbury factor is an
 n x n Cholesky factor, which is dense in both dimensions, so row-sharding it
 would need a distributed triangular solve (n^2 bytes, and communication at every
 u-step) exactly where the mesh is wanted, when n is too large for one device.
-``solver="auto"`` picks ``AUTO_SOLVER``. The active-set polish is host NumPy code,
-so it is off with a mesh. Anderson acceleration is off by default with a mesh:
+``solver="auto"`` follows the rules of ``ustep.auto`` (the exact one does not fire
+on a mesh), with one device's rows and memory. The active-set polish is host
+NumPy code, so it is off with a mesh. Anderson acceleration is off by default with a mesh:
 its memory is one flat vector of all the iterates, (d + n) 2PC entries, and the
 concatenation of replicated weights with row-sharded slacks makes the compiler
 all-gather the slack and its dual on every device at every iteration (counted by
@@ -35,15 +36,11 @@ all-gather the slack and its dual on every device at every iteration (counted by
 """
 from __future__ import annotations
 
-import re
-
 from ._backend import backend_of
-from .ustep import SOLVERS
+from .ustep import SOLVERS, auto
 
 #: the mesh axis the rows are split over
 AXIS = "data"
-#: what solver="auto" picks with a mesh (the crossover table of ``ustep.auto`` covers one device only)
-AUTO_SOLVER = "pcg-nystrom"
 
 
 def check_mesh(mesh, *arrays) -> int:
@@ -67,13 +64,9 @@ def check_mesh(mesh, *arrays) -> int:
 
 
 def check_solver(solver: str) -> str:
-    """The u-step solver to run on a mesh: ``AUTO_SOLVER`` for "auto"; "exact" is refused."""
-    if solver == "exact":
-        free = [name for name in sorted(SOLVERS) if name != "exact"]
-        raise ValueError(
-            f"solver='exact' cannot run on a mesh: its n x n Cholesky factor is not row-sharded. "
-            f"Use a matrix-free solver {free} or solver='auto' (which picks {AUTO_SOLVER!r} with a mesh)")
-    return AUTO_SOLVER if solver == "auto" else solver
+    """``solver`` for a mesh: "exact" is refused (``ustep.auto.check_mesh``); "auto"
+    stays "auto", for ``ustep.auto.choose`` to decide with the problem's sizes."""
+    return auto.check_mesh(solver, SOLVERS)
 
 
 def row_sharding(mesh):
@@ -133,62 +126,5 @@ def drop_padding(state, pad: int):
     return state._replace(s=state.s[:n], nu=state.nu[:n], Gu=state.Gu[:n])
 
 
-# -- counting the collectives of a compiled program -------------------------------
-
-_COLLECTIVES = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "collective-permute")
-_COMPUTATION = re.compile(r"^(?:ENTRY\s+)?%?([\w.\-]+)\s.*\{\s*$")
-_OP = re.compile(r"=\s*(.+?)\s+(" + "|".join(_COLLECTIVES) + r")(?:-start)?\(")
-_SHAPE = re.compile(r"\b(pred|[fsu]\d+|bf16)\[([\d,]*)\]")
-_CALLS = re.compile(r"(?:body|to_apply|calls|condition|branch_computations)=\{?([%\w.\-, ]+)\}?")
-_BODY = re.compile(r"body=%?([\w.\-]+)")
-_BYTES = {"pred": 1, "bf16": 2}
-
-
-def _nbytes(kind: str, dims: str) -> int:
-    size = _BYTES.get(kind, int(kind[1:]) // 8 if kind[1:].isdigit() else 8)
-    for d in filter(None, dims.split(",")):
-        size *= int(d)
-    return size
-
-
-def collectives(hlo_text: str) -> list[dict]:
-    """The collective operations of a compiled program's HLO text
-    (``jitted.lower(...).compile().as_text()``).
-
-    Returns one dict per operation: ``kind`` ("all-reduce", ...), ``bytes`` (of its
-    result on one device), ``shapes`` (its result's array types) and ``in_loop``
-    (True when it sits in the body of a ``while`` loop, i.e. runs once per loop
-    iteration rather than once per call)."""
-    comps: dict[str, list[str]] = {}
-    name = None
-    for line in hlo_text.splitlines():
-        head = _COMPUTATION.match(line)
-        if head and "=" not in line.split("{")[0].split("(")[0]:
-            name = head.group(1)
-            comps[name] = []
-        elif name is not None:
-            comps[name].append(line)
-    called = {c: {x.strip().lstrip("%") for m in _CALLS.finditer("\n".join(body)) for x in m.group(1).split(",")}
-              for c, body in comps.items()}
-    looped: set[str] = set()
-    todo = [m.group(1) for body in comps.values() for line in body for m in _BODY.finditer(line)]
-    while todo:
-        c = todo.pop()
-        if c in looped or c not in comps:
-            continue
-        looped.add(c)
-        todo.extend(called.get(c, ()))
-    out = []
-    for c, body in comps.items():
-        for line in body:
-            m = _OP.search(line)
-            if m is None:
-                continue
-            shapes = [f"{k}[{dims}]" for k, dims in _SHAPE.findall(m.group(1))]
-            nbytes = sum(_nbytes(k, dims) for k, dims in _SHAPE.findall(m.group(1)))
-            out.append({"kind": m.group(2), "bytes": nbytes, "shapes": shapes, "in_loop": c in looped})
-    return out
-
-
 __all__ = ["check_mesh", "check_solver", "row_sharding", "replicated", "padding", "shard_rows", "place_state",
-           "drop_padding", "collectives", "AXIS", "AUTO_SOLVER"]
+           "drop_padding", "AXIS"]

@@ -74,7 +74,7 @@ def solve(
     beta : float
         Group-lasso weight (> 0), in the units of X times Y.
     solver : str, default "exact"
-        u-step solver: "exact" (Woodbury), a matrix-free one (``admmnn.ustep.SOLVERS``), or "auto" (the fastest solver of the measured crossover table ``admmnn/ustep/crossover.csv`` at the nearest shape, among those that fit in ``memory_budget`` bytes, by default half the available memory; ``info["auto"]`` says which and why).
+        u-step solver: "exact" (Woodbury), a matrix-free one (``admmnn.ustep.SOLVERS``), or "auto" (the rules of ``admmnn.ustep.auto``: "exact" when its n x n factor fits in ``memory_budget`` bytes, by default half the available memory, and there is no mesh, else "pcg-nystrom-block" when its sketch fits, else "cg"; ``info["auto"]`` names the rule that fired and the sizes it compared).
     rho : float or None, default None
         Penalty of the constraint u = v; None: ``default_penalty(X, Y, beta)`` (it scales with beta and the data, also with a warm start).
     max_iter : int, default 5000
@@ -118,7 +118,7 @@ def solve(
     resume : str or os.PathLike or None, default None
         A checkpoint file to continue from (bit-identically); a file of another problem is refused.
     mesh : jax.sharding.Mesh or None, default None
-        A mesh with an axis "data" (X must be a JAX array): the rows of X, Y, D and of the slack are sharded over that axis and the weights replicated; n is padded with zero rows to a multiple of its size (``admmnn.sharding``: the padding changes nothing, and the returned state has the n real rows). With a mesh, "exact" raises ValueError (its n x n factor is not row-sharded), "auto" picks ``sharding.AUTO_SOLVER``, and the polish is off (``polish=True`` raises).
+        A mesh with an axis "data" (X must be a JAX array): the rows of X, Y, D and of the slack are sharded over that axis and the weights replicated; n is padded with zero rows to a multiple of its size (``admmnn.sharding``: the padding changes nothing, and the returned state has the n real rows). With a mesh, "exact" raises ValueError (its n x n factor is not row-sharded), "auto" follows the rules of ``admmnn.ustep.auto`` without the exact one, and the polish is off (``polish=True`` raises).
     **options
         ``memory_budget`` (bytes; see ``admmnn.memory``), ``profile`` (time the phases separately; the default where that needs no device synchronisation); the rest goes to the u-step solver.
 
@@ -166,7 +166,7 @@ def solve(
     ratio = float(default_rho_ratio(X) if ratio is None else ratio)
     itemsize = X.dtype.itemsize if hasattr(X.dtype, "itemsize") else 8
     choice = memory.resolve_solver(solver, (n + n_pad) // n_dev, d, 2 * P * C, itemsize, cfg.memory_budget, X,
-                                   outputs=C)
+                                   outputs=C, mesh=mesh)
     check_options(SOLVERS[choice.solver], options)
     endgame_memory = cfg.memory_budget if cfg.memory_budget is not None else free_memory(X)[0] // 4
     if cfg.polish is None:

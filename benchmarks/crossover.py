@@ -1,4 +1,5 @@
-"""The crossover table behind ``solver="auto"``: every u-step solver on every shape.
+"""Every u-step solver on every shape: the measurements that the rules of
+``admmnn.ustep.auto`` (``solver="auto"``) cite.
 
 Fashion-MNIST T-shirt (0) vs shirt (6), the first n training images, standardised,
 beta = 1e-3, targets +-1 (C = 1), Gaussian patterns (seed 0). d = 785 is the pixels
@@ -6,17 +7,15 @@ plus a bias; d = 101 is the top 100 principal components plus a bias. Each solve
 runs in its own subprocess (its peak memory is its own) with ``solve()`` defaults,
 ``tol=1e-3``, until certified or ``--cap`` seconds; once a solver has certified 1e-3
 in T seconds, the later ones at that shape get min(cap, 10 T) (they are slower
-than 10x or they tie). Writes
-
-* ``admmnn/ustep/crossover.csv``: the table ``auto`` reads;
-* ``benchmarks/results/crossover.txt``: the same, readable, with peak memory.
+than 10x or they tie). Writes ``benchmarks/results/crossover.txt``: one row per
+shape and solver, with the seconds to a certified gap of 1e-2 and 1e-3, the gap
+reached, the seconds per iteration and the peak memory.
 
     python benchmarks/crossover.py [--cap 30] [--shapes 1000x785x10,...] [--solvers exact,cg,...]
 """
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import os
@@ -29,7 +28,6 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-TABLE = os.path.join(HERE, "..", "admmnn", "ustep", "crossover.csv")
 RESULT = os.path.join(HERE, "results", "crossover.txt")
 SHAPES = "1000x101x10,1000x785x10,1000x785x50,4000x101x10,4000x785x10,4000x785x50,10000x101x10,10000x785x10,10000x785x50"
 SOLVERS = "exact,pcg-nystrom-block,pcg-nystrom,pcg-jacobi,cg,rbcd-nystrom,rbcd"
@@ -80,7 +78,6 @@ def main():
     ap.add_argument("--cap", type=float, default=30.0, help="seconds per solver and shape")
     ap.add_argument("--shapes", default=SHAPES, help="n x d x P, comma separated")
     ap.add_argument("--solvers", default=SOLVERS)
-    ap.add_argument("--table", default=TABLE)
     ap.add_argument("--out", default=RESULT)
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: n,d,P,solver,max_time
     args = ap.parse_args()
@@ -107,11 +104,6 @@ def main():
             best = min(best, row["to_gap_1e-3_s"])
             print(f"{shape} {solver}: {time.perf_counter() - t:.0f} s wall, gap {row['final_gap']:.2e}, "
                   f"1e-3 at {row['to_gap_1e-3_s']:.1f} s", file=sys.stderr, flush=True)
-    with open(args.table, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=FIELDS, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in r.items()})
     head = (f"# u-step solver crossover: Fashion-MNIST 0 vs 6, beta = 1e-3, C = 1, solve() defaults, tol 1e-3, "
             f"cap {args.cap:g} s per solver (10x the best time once one certified); {os.cpu_count()} CPU cores, "
             f"float64, NumPy; seconds include precompute (inf: not reached); load average {load0:.1f} at the start, "

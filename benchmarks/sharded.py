@@ -12,7 +12,7 @@ For each device count p a subprocess starts JAX with
   ``--repeats`` wall times of a solve of K iterations (compiled beforehand; the
   checks every 10 iterations and the Nyström precompute are included/cancel);
 * the collectives per iteration, read from the compiled programs
-  (``admmnn.sharding.collectives`` on ``lower(...).compile().as_text()`` of every
+  (``admmnn.experiments.hlo.collectives`` on ``lower(...).compile().as_text()`` of every
   compiled phase of ``admmnn.driver.Driver``): those in the CG loop's body count
   once per CG iteration (times the mean CG iterations of the run), the check's
   once per ``check_every`` iterations;
@@ -143,7 +143,7 @@ def worker(args):
     from jax.sharding import Mesh
 
     import admmnn
-    from admmnn.sharding import collectives
+    from admmnn.experiments.hlo import collectives
 
     p = args.worker
     mesh = Mesh(np.array(jax.devices()[:p]), ("data",))

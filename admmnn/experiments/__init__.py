@@ -2,8 +2,9 @@
 
 ``data`` (dataset loaders), ``baselines`` (networks trained by backprop, the penalty
 method, ADMM with per-epoch records), ``compare`` (the command line that compares them),
-``report`` (LaTeX tables, macros and the notebooks' data hook), ``plots`` (figures) and
-``conditioning`` (condition numbers of the u-step systems). They use the core
+``report`` (LaTeX tables, macros and the notebooks' data hook), ``plots`` (figures),
+``conditioning`` (condition numbers of the u-step systems) and ``hlo`` (the collectives
+of a compiled program, for the mesh benchmark and tests). They use the core
 (``admmnn``); the core never imports them. Import each module by name, e.g.
 ``from admmnn.experiments import plots, report``.
 """

@@ -23,8 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ustep.base import apply_A, apply_H_batch
-from ..ustep.cg import JacobiPreconditioner
-from ..ustep.nystrom import NystromPreconditioner
+from ..ustep.preconditioners import JacobiPreconditioner, NystromPreconditioner
 
 
 def size(op) -> int:

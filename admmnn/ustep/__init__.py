@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from . import auto
 from .base import USolver, apply_A, apply_H_batch
-from .cg import CGSolver, JacobiCGSolver, JacobiPreconditioner
+from .cg import BlockNystromCGSolver, CGSolver, JacobiCGSolver, NystromCGSolver
 from .exact import ExactSolver, exact_bytes
-from .nystrom import BlockNystromCGSolver, NystromCGSolver, NystromPreconditioner
+from .preconditioners import GramPreconditioner, JacobiPreconditioner, NystromPreconditioner, sketch_bytes
 from .rbcd import NystromRBCDSolver, RBCDSolver
 
 SOLVERS = {
@@ -28,5 +28,6 @@ def make_usolver(name: str, op, rho: float, **options) -> USolver:
 
 __all__ = [
     "auto", "USolver", "apply_A", "apply_H_batch", "ExactSolver", "exact_bytes", "CGSolver", "JacobiCGSolver",
-    "JacobiPreconditioner", "NystromCGSolver", "BlockNystromCGSolver", "NystromPreconditioner", "RBCDSolver", "NystromRBCDSolver", "make_usolver", "SOLVERS",
+    "JacobiPreconditioner", "GramPreconditioner", "NystromCGSolver", "BlockNystromCGSolver", "NystromPreconditioner",
+    "sketch_bytes", "RBCDSolver", "NystromRBCDSolver", "make_usolver", "SOLVERS",
 ]

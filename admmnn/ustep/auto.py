@@ -1,140 +1,187 @@
-"""``solver="auto"``: the u-step solver chosen from a measured crossover table.
+"""Which u-step solver runs: the one place that decides, by rules written down.
 
-``benchmarks/crossover.py`` solves Fashion-MNIST problems of several shapes
-(n, d, P, C) with every u-step solver on a 2-core CPU, float64, ``solve()``
-defaults, and writes ``crossover.csv`` next to this file: one row per shape and
-solver with the seconds (precompute included) to a certified relative gap of
-1e-2 and 1e-3, the gap reached within the time cap, and the seconds per
-iteration.
+``resolve(solver, problem, installed)`` returns a ``Choice``: an explicit solver
+is taken as asked (rule "requested"), except "exact" on a mesh, which is refused
+(``check_mesh``: its n x n Cholesky factor is dense in both dimensions, so
+row-sharding it would need a distributed triangular solve at every u-step,
+exactly where a mesh is wanted: when n is too large for one device).
+``solver="auto"`` goes to ``choose``, which takes the first rule of ``RULES``
+whose test passes, as lineax's ``AutoLinearSolver`` does:
 
-``choose`` drops the solvers whose memory does not fit in the budget, takes the
-measured shape nearest to the problem's (distance in ``log n``, ``log d`` and
-``log(P C)``) among those where one of the rest certified a gap of 1e-2 within
-the cap, and ranks them by what the table measured there: time to
-gap 1e-3, then time to gap 1e-2, then the gap reached within the cap, then the
-seconds per iteration (where no solver certified anything). It picks
-the first, so it never picks a solver that the table shows slower than another
-one that fits. Where no solver that fits certified 1e-2 anywhere in the table (a
-shorter cap than the problem needs says nothing), it takes the first that fits
-of ``PREFERENCE``. The returned ``Choice`` says what it picked and why; ``solve``
-stores it in ``result.info["auto"]``.
+=========  =====================  ==================================================================
+rule       solver                 fires when
+=========  =====================  ==================================================================
+exact      "exact"                no mesh, and its n x n factors (``exact_bytes``) fit in the budget
+nystrom    "pcg-nystrom-block"    its Nyström sketch (``sketch_bytes``, rank up to 200) fits in the budget
+cg         "cg"                   always: it needs a few (d, 2PC) vectors, fewer than the iterates
+=========  =====================  ==================================================================
+
+A rule whose solver is not installed (``ustep.SOLVERS``) is passed over; when no
+rule fires, ``choose`` raises ``MemoryError``. Each test compares two numbers a
+reader can redo by hand, and the ``Choice`` names the rule that fired with them
+(e.g. "rule 'exact': exact, its n x n factors (n=1000) need 44.27 MiB <= budget
+11.20 GiB") and why each earlier rule did not fire. ``budget`` is what a u-step
+solver may allocate beyond the ADMM iterates (``memory.resolve_solver``:
+``memory_budget=``, or half the memory free where the arrays live, less the
+iterates); with a mesh, n and the budget are one device's.
+
+Why this order (the committed measurements; 2-core CPU, float64, NumPy):
+
+* exact first: where its factor fits it is the u-step that certifies soonest.
+  Fashion-MNIST 0 vs 6 (n = 1000, d = 785, P = 10, beta = 1e-3): certified 1e-3
+  in 12.5 s, precompute included, while each of the six matrix-free solvers was
+  still at a relative gap of 0.97 or more after 20 s
+  (``benchmarks/results/crossover.txt``); the default block-Nyström PCG certifies
+  the same problem, but at iteration 190 against exact's 100
+  (``benchmarks/results/inner_tolerance.txt``). Its precompute, one n x n
+  Cholesky factor, took 18 s at n = 10 000 (``exact_precompute.txt``).
+* pcg-nystrom-block next: the only matrix-free u-step that certified in those
+  runs (1e-4 at iteration 290, ``inner_tolerance.txt``), with the smallest gap of
+  the matrix-free solvers in ``crossover.txt``; its block base removes the
+  spectrum of X^T X exactly (``preconditioners.py``,
+  ``notebooks/condition_numbers.ipynb``). The same rule holds on a mesh: the
+  sketch is (d, 2PC)-shaped and replicated, so its bytes are per device.
+* cg last: no sketch and no n x d work. "pcg-jacobi" was no faster
+  (n = 10 000, P = 50: 255.8 CG iterations per u-step against cg's 259.9, and
+  81.1 s against 79.2 s to 97 % train accuracy, ``solvers_fashion_mnist.txt``)
+  and squares X (n x d) to build its diagonal.
+
+Not written as rules, for want of a measurement that says otherwise: the backend
+and device (nothing yet shows exact and the matrix-free solvers crossing over
+elsewhere on a GPU) and the RBCD solvers (neither certified in any committed run).
 """
 from __future__ import annotations
 
-import csv
-import math
-import os
-from functools import lru_cache
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 from .exact import exact_bytes
-
-#: the committed table (written by benchmarks/crossover.py)
-TABLE = os.path.join(os.path.dirname(__file__), "crossover.csv")
-#: solvers that keep a Nyström sketch of (2 d P C, rank) numbers, and their largest default rank
-_SKETCH_RANK = {"pcg-nystrom": 200, "pcg-nystrom-block": 200, "rbcd-nystrom": 100}
-#: the order taken where the table has no measurement that tells (the block-preconditioned
-#: Nyström PCG certified where the other matrix-free solvers stalled)
-PREFERENCE = ("exact", "pcg-nystrom-block", "pcg-nystrom", "pcg-jacobi", "cg", "rbcd-nystrom", "rbcd")
+from .preconditioners import sketch_bytes
 
 
-class Row(NamedTuple):
-    """One measurement: a shape, a solver, seconds to gap 1e-2 / 1e-3 (inf: not
-    reached within the cap), the gap reached, seconds per iteration."""
+class Problem(NamedTuple):
+    """What the rules look at: n rows (one device's with a mesh), d columns, P
+    patterns, C outputs, the bytes of one number, the ``budget`` (bytes a u-step
+    solver may allocate beyond the iterates) and whether the rows are sharded
+    over a ``mesh``."""
 
     n: int
     d: int
     P: int
     C: int
-    solver: str
-    to_gap_2: float
-    to_gap_3: float
-    final_gap: float
-    per_iter: float
+    itemsize: int
+    budget: int
+    mesh: bool = False
 
-    def key(self) -> tuple[float, float, float, float]:
-        """Faster first: time to gap 1e-3, then to 1e-2, then the gap reached within
-        the cap (to two digits), then the seconds per iteration."""
-        return (self.to_gap_3, self.to_gap_2, round(self.final_gap, 2), self.per_iter)
+
+class Rule(NamedTuple):
+    """``solver`` when ``test(problem)`` says so: ``test`` returns (fires, the
+    comparison it made, in words)."""
+
+    name: str
+    solver: str
+    test: Callable[[Problem], tuple[bool, str]]
 
 
 class Choice(NamedTuple):
-    """What ``choose`` picked: ``solver``, the nearest measured ``shape``
-    (n, d, P, C), the ``ranking`` there (solver names, fastest first, memory
-    permitting), the solvers ``excluded`` by the memory budget and a sentence
-    ``reason``."""
+    """The solver to build, the ``rule`` that chose it ("requested" for an explicit
+    solver), a sentence ``reason`` (that rule and the numbers it compared, then
+    each earlier rule and why it did not fire) and ``passed``: (rule, why) of the
+    earlier rules. ``solve`` stores ``as_dict()`` in ``result.info["auto"]``."""
 
     solver: str
-    shape: tuple[int, int, int, int] | None
-    ranking: tuple[str, ...]
-    excluded: tuple[str, ...]
+    rule: str
     reason: str
+    passed: tuple[tuple[str, str], ...] = ()
 
     def as_dict(self) -> dict:
-        return {"solver": self.solver, "shape": self.shape, "ranking": list(self.ranking),
-                "excluded": list(self.excluded), "reason": self.reason}
+        return {"solver": self.solver, "rule": self.rule, "reason": self.reason,
+                "passed": [list(p) for p in self.passed]}
 
 
-def solver_bytes(name: str, n: int, d: int, groups: int, itemsize: int = 8) -> int:
-    """Bytes a u-step solver allocates beyond the iterates: the n x n factors for
-    "exact", the Nyström sketch (2 d P C x its largest rank, a few copies) for the
-    Nyström solvers, nothing of note otherwise (``groups`` = 2 P C)."""
-    if name == "exact":
-        return exact_bytes(n, d, itemsize)
-    if name in _SKETCH_RANK:
-        N = d * groups
-        return 3 * N * min(_SKETCH_RANK[name], N) * itemsize
-    return 0
+def size_text(b: float) -> str:
+    """Bytes for a person: "22.97 MiB"."""
+    if b < 0:
+        return "-" + size_text(-b)
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if b >= scale:
+            return f"{b / scale:.2f} {unit}"
+    return f"{int(b)} bytes"
 
 
-@lru_cache(maxsize=4)
-def load_table(path: str = TABLE) -> tuple[Row, ...]:
-    """The crossover table's rows (empty if the file is missing)."""
-    if not os.path.exists(path):
-        return ()
-    rows = []
-    with open(path, newline="") as fh:
-        for rec in csv.DictReader(fh):
-            rows.append(Row(int(rec["n"]), int(rec["d"]), int(rec["P"]), int(rec["C"]), rec["solver"],
-                            float(rec["to_gap_1e-2_s"]), float(rec["to_gap_1e-3_s"]), float(rec["final_gap"]),
-                            float(rec["s_per_iter"])))
-    return tuple(rows)
+def _fits(what: str, need: int, budget: int) -> tuple[bool, str]:
+    ok = need <= budget
+    a, b = size_text(need), size_text(budget)
+    if a == b:  # too close to tell apart when rounded: the bytes
+        a, b = f"{need} bytes", f"{budget} bytes"
+    return ok, f"{what} need {a} {'<=' if ok else '>'} budget {b}"
 
 
-def _distance(shape, n, d, PC) -> float:
-    sn, sd, sP, sC = shape
-    return math.hypot(math.log(sn / n), math.log(sd / d), math.log(sP * sC / PC))
+def exact_fits(p: Problem) -> tuple[bool, str]:
+    """No mesh, and the exact solver's n x n factors fit in the budget."""
+    if p.mesh:
+        return False, "a mesh: its n x n factor is not row-sharded"
+    return _fits(f"its n x n factors (n={p.n})", exact_bytes(p.n, p.d, p.itemsize), p.budget)
 
 
-def choose(n: int, d: int, P: int, C: int, itemsize: int, budget: int, installed, rows=None) -> Choice:
-    """The u-step solver for an (n, d) problem with P patterns and C outputs whose
-    solver may allocate ``budget`` bytes beyond the iterates. ``installed`` are
-    the solver names available. Raises ``MemoryError`` when none fits."""
-    rows = load_table() if rows is None else rows
-    groups = 2 * P * C
-    fits = [s for s in installed if solver_bytes(s, n, d, groups, itemsize) <= budget]
-    excluded = tuple(s for s in installed if s not in fits)
-    if not fits:
-        need = solver_bytes("exact", n, d, groups, itemsize)
-        why = "" if any(s != "exact" for s in installed) else ", and no matrix-free solver is installed"
-        raise MemoryError(f"no u-step solver fits in {budget / 2**30:.2f} GiB (exact needs "
-                          f"{need / 2**30:.1f} GiB{why})")
-    note = f"; {', '.join(excluded)} excluded by the memory budget of {budget / 2**30:.2f} GiB" if excluded else ""
-    # the measured shapes where a solver that fits certified at least 1e-2 within the cap
-    shapes = sorted({r[:4] for r in rows if r.solver in fits and math.isfinite(r.to_gap_2)},
-                    key=lambda s: _distance(s, n, d, P * C))
-    if not shapes:
-        pick = next(s for s in PREFERENCE + tuple(fits) if s in fits)
-        why = "no crossover table" if not rows else "no solver that fits certified 1e-2 anywhere in the crossover table"
-        return Choice(pick, None, (pick,), excluded, f"{why}: the first of {PREFERENCE} that fits" + note)
-    shape = shapes[0]
-    here = sorted((r for r in rows if r[:4] == shape and r.solver in fits), key=Row.key)
-    best = here[0]
-    what = (f"{best.to_gap_3:.3g} s to gap 1e-3" if math.isfinite(best.to_gap_3) else
-            f"{best.to_gap_2:.3g} s to gap 1e-2")
-    reason = (f"fastest at the nearest measured shape where a solver certified 1e-2: n={shape[0]}, d={shape[1]}, "
-              f"P={shape[2]}, C={shape[3]} ({what})" + note)
-    return Choice(best.solver, shape, tuple(r.solver for r in here), excluded, reason)
+def sketch_fits(p: Problem) -> tuple[bool, str]:
+    """The Nyström sketch of rank up to 200 fits in the budget."""
+    N = 2 * p.d * p.P * p.C
+    return _fits(f"its Nyström sketch (2dPC={N}, rank <= 200)", sketch_bytes(p.n, p.d, p.P, p.C, p.itemsize), p.budget)
 
 
-__all__ = ["Choice", "Row", "choose", "load_table", "solver_bytes", "TABLE"]
+def otherwise(p: Problem) -> tuple[bool, str]:
+    """Always: CG needs a few (d, 2PC) vectors, fewer than the iterates."""
+    return True, "the rules before it did not fire; it needs only a few (d, 2PC) vectors"
+
+
+#: the rules of ``choose``, in order (see the module doc for why)
+RULES = (
+    Rule("exact", "exact", exact_fits),
+    Rule("nystrom", "pcg-nystrom-block", sketch_fits),
+    Rule("cg", "cg", otherwise),
+)
+
+
+def choose(problem: Problem, installed, rules=RULES) -> Choice:
+    """The first rule of ``rules`` whose solver is in ``installed`` and whose test
+    passes; ``MemoryError`` (naming every rule and why it did not fire) when none."""
+    passed = []
+    for rule in rules:
+        if rule.solver in installed:
+            fires, why = rule.test(problem)
+        else:
+            fires, why = False, f"{rule.solver} is not installed"
+        if fires:
+            before = "; before it, " + "; ".join(f"rule {n!r}: {w}" for n, w in passed) if passed else ""
+            return Choice(rule.solver, rule.name, f"rule {rule.name!r}: {rule.solver}, {why}{before}", tuple(passed))
+        passed.append((rule.name, why))
+    free = [s for s in installed if s != "exact"]
+    tail = "" if free else "; no matrix-free solver is installed"
+    raise MemoryError("no u-step solver fits: " + "; ".join(f"rule {n!r}: {w}" for n, w in passed) + tail)
+
+
+def check_mesh(solver: str, installed) -> str:
+    """``solver`` for a row-sharded solve: "exact" is refused (ValueError), every
+    other name, "auto" included, passes."""
+    if solver == "exact":
+        free = sorted(name for name in installed if name != "exact")
+        raise ValueError(
+            f"solver='exact' cannot run on a mesh: its n x n Cholesky factor is not row-sharded. "
+            f"Use a matrix-free solver {free} or solver='auto' (which follows the rules of admmnn.ustep.auto "
+            "without the exact one on a mesh)")
+    return solver
+
+
+def resolve(solver: str, problem: Problem, installed) -> Choice:
+    """The solver to build for a request ``solver`` (a name of ``installed`` or
+    "auto"): ``choose`` for "auto", else the name itself (refused on a mesh where
+    ``check_mesh`` refuses it)."""
+    if solver == "auto":
+        return choose(problem, installed)
+    if problem.mesh:
+        check_mesh(solver, installed)
+    return Choice(solver, "requested", "requested")
+
+
+__all__ = ["Choice", "Problem", "Rule", "RULES", "choose", "check_mesh", "resolve", "exact_fits", "sketch_fits",
+           "otherwise", "size_text"]

@@ -1,6 +1,7 @@
-"""Conjugate gradient u-steps: plain CG ("cg") and Jacobi-preconditioned CG
-("pcg-jacobi"). The Nyström-preconditioned solver (``nystrom.py``) reuses the
-same loop with another preconditioner.
+"""Conjugate gradient u-steps: plain CG ("cg") and CG preconditioned with
+``diag(A)`` ("pcg-jacobi") or a randomized Nyström approximation
+("pcg-nystrom", "pcg-nystrom-block"); the preconditioners are in
+``preconditioners.py``. One loop serves them all.
 
 Every product with ``A = I + F^T F / rho + I_{2PC} (x) X^T X`` is matrix-free
 (``apply_A``: two GEMMs with X, one with X^T X). CG is warm-started from the
@@ -23,6 +24,7 @@ from typing import NamedTuple
 
 from .._backend import jit, pytree, to_float, while_loop
 from .base import Diagnostics, ToleranceSchedule, apply_A, record
+from .preconditioners import JacobiPreconditioner, NystromPreconditioner
 
 
 class CGState(NamedTuple):
@@ -89,46 +91,6 @@ def _solve(solver, b, x0, tol):
 
 def _identity(r):
     return r
-
-
-@pytree("diag", static=())
-class JacobiPreconditioner:
-    """``M = diag(A)``, built without any d x d product.
-
-    The entry l of group (h, p, c) of ``diag(A)`` is
-    ``1 + (X^T X)_ll + sum_i D_ip X_il^2 / rho``: ``diag(X^T X)`` are the column
-    sums of ``X o X`` and the last term is one GEMM ``(X o X)^T D`` (d, P).
-    """
-
-    def __init__(self, op, rho: float):
-        xp = op.xp
-        X2 = op.X * op.X
-        self.gram_diag = op.cone_scale**2 * xp.sum(X2, axis=0)[:, None]  # (d, 1): diag of the G^T G block
-        S = X2.T @ op.D  # (d, P): sum_i D_ip X_il^2
-        S = xp.reshape(xp.broadcast_to(S[:, :, None], (op.d, op.P, op.C)), (op.d, op.P * op.C))
-        self.ftf_diag = xp.concat([S, S], axis=1)  # (d, 2PC)
-        self._set_rho(rho)
-
-    def _set_rho(self, rho):
-        self.rho = float(rho)
-        self.diag = 1 + self.gram_diag + self.ftf_diag / self.rho
-
-    def with_rho(self, rho: float) -> "JacobiPreconditioner":
-        new = copy.copy(self)
-        new._set_rho(rho)
-        return new
-
-    def apply(self, r):
-        """M^{-1} r."""
-        return r / self.diag
-
-    def factor(self, r):
-        """M^{-1/2} r (the symmetric factor L of ``M^{-1} = L L^T``)."""
-        return r / self.diag**0.5
-
-    factor_t = factor
-
-    descent = apply  # M^{-1} g is already on the scale of A^{-1} g
 
 
 @pytree("op", "XtX", "rho", "precond", static=("max_cg_iter", "min_cg_iter", "tolerance"))
@@ -229,3 +191,34 @@ class JacobiCGSolver(CGSolver):
 def _no_options(name, options):
     if options:
         raise TypeError(f"solver {name!r} got unexpected options {sorted(options)}")
+
+
+class NystromCGSolver(CGSolver):
+    """CG preconditioned with ``NystromPreconditioner`` (options ``rank``,
+    ``rank0``, ``max_rank``, ``seed``, ``base`` besides CG's). ``info`` records the rank and
+    ``lam_r`` after every rebuild."""
+
+    name = "pcg-nystrom"
+
+    def _build_preconditioner(self, rank="adaptive", rank0: int = 10, max_rank: int = 200, seed=0, base="identity"):
+        pre = NystromPreconditioner(self.op, self.rho, rank=rank, rank0=rank0, max_rank=max_rank, seed=seed, base=base)
+        self.info["nystrom_rank"] = pre.rank
+        self.info["nystrom_lam_r"] = [pre.lam_r]
+        return pre
+
+    def with_rho(self, rho: float):
+        new = super().with_rho(rho)
+        new.info["nystrom_lam_r"].append(new.precond.lam_r)
+        return new
+
+
+class BlockNystromCGSolver(NystromCGSolver):
+    """"pcg-nystrom" with ``base="block"`` by default: the exact block-diagonal part
+    ``I (x) (I + X^T X)`` of A is applied exactly and only ``F^T F / rho`` is sketched
+    (see ``preconditioners.py``); far smaller kappa(M^{-1} A) at the same rank when X^T X
+    is ill-conditioned (notebooks/condition_numbers.ipynb)."""
+
+    name = "pcg-nystrom-block"
+
+    def _build_preconditioner(self, rank="adaptive", rank0: int = 10, max_rank: int = 200, seed=0, base="block"):
+        return super()._build_preconditioner(rank=rank, rank0=rank0, max_rank=max_rank, seed=seed, base=base)

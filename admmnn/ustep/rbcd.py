@@ -42,8 +42,7 @@ import numpy as np
 from .._backend import (device_of, fori_loop, jit, permutation, pytree, set_index, spd_inverse, switch, to_float,
                         to_numpy, while_loop)
 from .base import Diagnostics, ToleranceSchedule, record
-from .cg import JacobiPreconditioner
-from .nystrom import NystromPreconditioner
+from .preconditioners import GramPreconditioner, JacobiPreconditioner, NystromPreconditioner
 
 
 def _dot(xp, a, b):
@@ -52,20 +51,6 @@ def _dot(xp, a, b):
 
 def xp_eye(op):
     return op.xp.eye(op.d, dtype=op.X.dtype, device=device_of(op.X))
-
-
-@pytree("Binv", static=())
-class _GramPreconditioner:
-    """``(I + X^T X)^{-1}`` on every group: the exact inverse of A's group-diagonal part."""
-
-    def __init__(self, Binv):
-        self.Binv = Binv
-
-    def descent(self, g):
-        return self.Binv @ g
-
-    def with_rho(self, rho):
-        return self
 
 
 @pytree("op", "XtX", "rho", "blocks", "preconds", "perm", "inv_perm",
@@ -138,7 +123,7 @@ class RBCDSolver(Diagnostics):
             ]
         elif precond == "gram":
             Binv = spd_inverse(xp_eye(op) + self.XtX)
-            self.preconds = [_GramPreconditioner(Binv)] * len(self.blocks)
+            self.preconds = [GramPreconditioner(Binv)] * len(self.blocks)
         else:
             self.preconds = None
         self.key = int(rng.integers(2**31))  # seeds the block order of every sweep (see ``permutation``)

@@ -19,6 +19,7 @@ from jax.sharding import Mesh  # noqa: E402
 import admmnn  # noqa: E402
 from admmnn import admm, sharding  # noqa: E402
 from admmnn._backend import jit  # noqa: E402
+from admmnn.experiments.hlo import collectives  # noqa: E402
 from admmnn.operators import Operators  # noqa: E402
 from admmnn.ustep import make_usolver  # noqa: E402
 from admmnn.ustep.cg import _solve  # noqa: E402
@@ -84,8 +85,8 @@ FTY = op.FT(Ys)
 us = make_usolver("cg", op, 1.0)
 b = admm.u_rhs(op, FTY, 1.0, st)
 out["collectives"] = {
-    "u_rhs": sharding.collectives(jit(admm.u_rhs, Xs).lower(op, FTY, 1.0, st).compile().as_text()),
-    "cg": sharding.collectives(jit(_solve, Xs).lower(us, b, st.u, 1e-3).compile().as_text()),
+    "u_rhs": collectives(jit(admm.u_rhs, Xs).lower(op, FTY, 1.0, st).compile().as_text()),
+    "cg": collectives(jit(_solve, Xs).lower(us, b, st.u, 1e-3).compile().as_text()),
 }
 out["shape_u"] = [DIM, 2 * D.shape[1]]
 out["cpu_seconds"]["collectives"] = time.process_time()

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 import admmnn
-from admmnn.ustep import auto
 from admmnn.experiments import conditioning
 from admmnn.operators import Operators
 from admmnn.ustep import SOLVERS, JacobiPreconditioner, NystromPreconditioner, apply_A, make_usolver
@@ -188,9 +187,9 @@ def test_auto_goes_matrix_free_when_exact_does_not_fit():
     groups = 2 * D.shape[1]
     iterates = admmnn.memory.iterate_bytes(n, d, groups)  # fits the iterates, not the factor
     res = admmnn.solve(X, Y, D, beta, solver="auto", memory_budget=iterates + 1, max_iter=20)
-    assert res.solver != "exact" and auto.solver_bytes(res.solver, n, d, groups) <= 1
+    assert (res.solver, res.info["auto"]["rule"]) == ("cg", "cg")  # neither the factor nor the sketch fits
     res = admmnn.solve(X, Y, D, beta, solver="auto", memory_budget=1 << 40, max_iter=20)
-    assert res.solver == res.info["auto"]["ranking"][0] and res.info["auto"]["excluded"] == []
+    assert (res.solver, res.info["auto"]["rule"], res.info["auto"]["passed"]) == ("exact", "exact", [])
 
 
 def test_registry_and_unknown_options():

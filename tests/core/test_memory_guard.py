@@ -13,7 +13,7 @@ def test_memory_guard_auto_picks_matrix_free():
     budget = admmnn.memory.iterate_bytes(60, 6, 12) + ustep.exact_bytes(60, 6) - 1
     res = run(10, solver="auto", memory_budget=budget)
     assert res.solver != "exact" and res.solver == res.info["auto"]["solver"]
-    assert "exact" in res.info["auto"]["excluded"] and "memory budget" in res.info["auto"]["reason"]
+    assert res.info["auto"]["passed"][0][0] == "exact" and "> budget" in res.info["auto"]["reason"]
     assert run(10, solver="auto", memory_budget=budget + 1).solver == "exact"
 
 

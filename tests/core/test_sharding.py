@@ -111,7 +111,28 @@ def test_mesh_is_validated():
         admmnn.solve(X, Y, D, 1e-2, mesh=Mesh(one, ("data",)))
     with pytest.raises(ValueError, match="polish"):
         admmnn.solve(jax.numpy.asarray(X), Y, D, 1e-2, solver="cg", polish=True, mesh=Mesh(one, ("data",)))
-    assert sharding.check_solver("auto") == sharding.AUTO_SOLVER != "exact"
+    assert sharding.check_solver("auto") == "auto" and sharding.check_solver("cg") == "cg"
+    with pytest.raises(ValueError, match="not row-sharded"):
+        sharding.check_solver("exact")
+
+
+def test_auto_on_a_mesh_follows_the_rules_without_exact():
+    import admmnn
+    from jax.sharding import Mesh
+
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((20, 3)), rng.standard_normal(20)
+    D = (X @ rng.standard_normal((3, 2)) >= 0) * 1.0
+    mesh = Mesh(np.array(jax.devices()[:1]), ("data",))
+    Xj = jax.numpy.asarray(X)
+    size = Xj.dtype.itemsize  # 4 unless JAX runs in float64
+    # room for the n x n factor (the first rule, without a mesh), not for the Nyström sketch
+    room = admmnn.ustep.sketch_bytes(20, 3, 2, 1, size) - 1
+    assert admmnn.ustep.exact_bytes(20, 3, size) <= room
+    budget = admmnn.memory.iterate_bytes(20, 3, 4, size) + room
+    res = admmnn.solve(Xj, Y, D, 1e-2, solver="auto", mesh=mesh, max_iter=3, memory_budget=budget)
+    assert (res.solver, res.info["auto"]["rule"]) == ("cg", "cg")
+    assert res.info["auto"]["passed"][0] == ["exact", "a mesh: its n x n factor is not row-sharded"]
 
 
 def test_zero_rows_change_nothing():
@@ -141,34 +162,6 @@ def test_zero_rows_change_nothing():
         np.testing.assert_allclose(getattr(stp, name)[:n], getattr(st, name), rtol=1e-12, atol=1e-14)
         assert not np.any(getattr(stp, name)[n:])
     assert certificate.objective(opp, st.v, Yp, 1e-2)[0] == pytest.approx(certificate.objective(op, st.v, Y, 1e-2)[0])
-
-
-def test_collectives_are_read_from_hlo_text():
-    hlo = """HloModule m
-
-%add (x: f64[], y: f64[]) -> f64[] {
-  ROOT %s = f64[] add(%x, %y)
-}
-
-%body (p: (s32[], f64[4,6])) -> (s32[], f64[4,6]) {
-  %ar = f64[4,6]{1,0} all-reduce(%dot), channel_id=1, replica_groups={{0,1}}, to_apply=%add
-  ROOT %t = (s32[], f64[4,6]) tuple(%i, %ar)
-}
-
-%cond (p: (s32[], f64[4,6])) -> pred[] {
-  ROOT %lt = pred[] compare(%a, %b), direction=LT
-}
-
-ENTRY %main (x: f64[8,4]) -> f64[] {
-  %w = (s32[], f64[4,6]) while(%init), condition=%cond, body=%body
-  %ar2 = (f64[], f32[3]) all-reduce(%a, %b), channel_id=2, to_apply=%add
-  %ag = f64[16]{0} all-gather(%c), dimensions={0}
-  ROOT %r = f64[] add(%x, %y)
-}
-"""
-    got = [(c["kind"], c["bytes"], c["shapes"], c["in_loop"]) for c in sharding.collectives(hlo)]
-    assert got == [("all-reduce", 192, ["f64[4,6]"], True), ("all-reduce", 20, ["f64[]", "f32[3]"], False),
-                   ("all-gather", 128, ["f64[16]"], False)]
 
 
 def test_row_blocks():
