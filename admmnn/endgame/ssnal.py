@@ -37,7 +37,8 @@ from .system import DenseNewton
 #: Armijo sufficient-decrease constant and the candidate steps 1, 1/2, ..., 2^-(STEPS-1)
 ARMIJO = 1e-4
 STEPS = 24
-#: an inner solve stops when the decrease a Newton step predicts is below this times phi: rounding
+#: an inner solve stops when a Newton step whose predicted decrease is below this times phi (the
+#: rounding of phi) did not halve the largest gradient either
 FLAT = 1e-13
 #: inner tolerance (units of beta): first, factor per outer step, floor
 EPS_START, EPS_FACTOR, EPS_FLOOR = 1e-2, 0.1, 1e-8
@@ -168,6 +169,7 @@ class Problem:
 def inner(prob: Problem, system, st: SSNALState, eps: float, max_steps: int, deadline=None):
     """Semismooth Newton on phi until ``max_j ||grad_j|| <= eps beta``. Returns (state, steps, converged)."""
     xp, op = prob.xp, prob.op
+    last, flat = math.inf, False
     for step in range(max_steps + 1):
         R, x, g = prob.pieces(st)
         grad, norms = prob.gradient(st, R, x, g)
@@ -176,6 +178,9 @@ def inner(prob: Problem, system, st: SSNALState, eps: float, max_steps: int, dea
             return st, step, False
         if worst <= eps * prob.beta:
             return st, step, True
+        if flat and worst > 0.5 * last:  # a step that moved neither phi nor its gradient: rounding
+            return st, step, False
+        last = worst
         if step == max_steps or (deadline is not None and time.perf_counter() > deadline):
             return st, step, False
         active = xp.astype(g < 0, x.dtype)
@@ -184,8 +189,7 @@ def inner(prob: Problem, system, st: SSNALState, eps: float, max_steps: int, dea
         du = system.solve(prob.prox_jacobians(st, x, norms), active, st.tau, -grad, radial)
         excess, slope = prob.phi_along(st, R, x, g, du, grad)
         scale = prob.phi0_scale(R, x, g, st)
-        if to_float(xp.all(-slope <= FLAT * scale)):  # phi cannot fall by more than its rounding
-            return st, step, False
+        flat = bool(to_float(xp.all(-slope <= FLAT * scale)))  # phi cannot fall by more than its rounding
         a = prob.step_sizes(excess, scale)                                    # (C,)
         steps = xp.reshape(xp.broadcast_to(a[None, :], (2 * prob.P, prob.C)), (2 * prob.P * prob.C,))
         st = st._replace(u=st.u + steps[None, :] * du)
@@ -273,7 +277,7 @@ def run(op, Y, beta: float, start: SSNALState, tol: float, *, max_newton: int = 
         gap = merit(best, bound)
         stalled = stalled + 1 if gap > 0.9 * best_gap else 0
         best_gap = min(best_gap, gap)
-        if stalled >= 4:
+        if stalled >= 4 and st.sigma >= PENALTY_CAP * sigma0:  # no better point at the largest penalties
             reason = "stalled"
             break
         if newton >= max_newton:
