@@ -518,7 +518,8 @@ def cholesky_or_nan(a):
         import torch
 
         L, info = torch.linalg.cholesky_ex(a)
-        return torch.where(info == 0, L, torch.full_like(L, float("nan")))  # no host read
+        ok = (info == 0)[..., None, None]  # one flag per matrix of a batch
+        return torch.where(ok, L, torch.full_like(L, float("nan")))  # no host read
     return array_namespace(a).linalg.cholesky(a)
 
 

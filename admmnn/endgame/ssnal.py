@@ -207,9 +207,9 @@ def update_multipliers(prob: Problem, st: SSNALState) -> SSNALState:
 
 
 def certify(prob: Problem, st: SSNALState) -> tuple[list[Candidate], float]:
-    """The certificate at u and at u with the groups that the prox zeroes set to 0 (the
-    sparser network): both primal candidates, and the better of their dual bounds
-    (multipliers ``mu = -nu``)."""
+    """The certificate at u with the groups that the prox zeroes set to 0 (the sparser
+    network) and at u: both primal candidates in that order, and the better of their dual
+    bounds (multipliers ``mu = -nu``)."""
     xp, op, beta, Y = prob.xp, prob.op, prob.beta, prob.Y
     mu = xp.maximum(-st.nu, 0)
     GT_mu = op.GT(mu)
@@ -268,9 +268,13 @@ def run(op, Y, beta: float, start: SSNALState, tol: float, *, max_newton: int = 
         if not all(math.isfinite(c.objective) for c in cands) or not math.isfinite(low):
             reason = "not finite"
             break
-        for cand in cands:
-            if best is None or merit(cand, bound) < merit(best, bound):
-                best = cand
+        sparse, dense = cands  # the sparse network whenever it certifies: the same proof, fewer neurons
+        cand = sparse if (certificate.certifies(sparse.objective, bound, sparse.cone_violation, tol)
+                          or merit(sparse, bound) <= merit(dense, bound)) else dense
+        if best is None or merit(cand, bound) < merit(best, bound) or (
+                certificate.certifies(cand.objective, bound, cand.cone_violation, tol)
+                and not certificate.certifies(best.objective, bound, best.cone_violation, tol)):
+            best = cand
         if certificate.certifies(best.objective, bound, best.cone_violation, tol):
             reason = "certified"
             break

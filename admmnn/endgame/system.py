@@ -33,7 +33,7 @@ rows whose activity changed since the last step. Nothing of size (n, d, P) is fo
 """
 from __future__ import annotations
 
-from .._backend import add_diagonal_blocks, cho_solve, cholesky, device_of, to_float
+from .._backend import add_diagonal_blocks, cho_solve, cholesky, cholesky_or_nan, device_of, to_float
 
 #: bytes of the row-wise Kronecker square of X kept between Newton steps (else rebuilt in blocks)
 KRON_CACHE_BYTES = 256 * 2**20
@@ -41,6 +41,9 @@ KRON_CACHE_BYTES = 256 * 2**20
 ROW_BLOCK_BYTES = 64 * 2**20
 #: relative ridge added to S and to the dense reduced matrix (a Newton direction may be inexact)
 RIDGE = 1e-11
+#: the dense reduced system is factored in float32 and refined in float64 (``DenseNewton._mixed``)
+MIXED_PRECISION = True
+REFINE_STEPS, REFINE_TOL = 3, 1e-9
 #: full recomputation of the cone Gram matrices after this many incremental updates
 REFRESH = 20
 
@@ -171,6 +174,7 @@ class DenseNewton(_Reduced):
     def __init__(self, xp, X, D, C: int):
         super().__init__(xp, X, D, C)
         self.Q = pattern_gram(self.grams, D)
+        self.mixed = MIXED_PRECISION
 
     @staticmethod
     def bytes_needed(n: int, d: int, P: int, C: int, itemsize: int = 8) -> int:
@@ -186,10 +190,30 @@ class DenseNewton(_Reduced):
         par = self.parallel_sum(LS, Mv)
         K = add_diagonal_blocks(xp.broadcast_to(self.Q[None], (C, P * d, P * d)) * 1.0, par)
         K = K + RIDGE * xp.max(xp.linalg.diagonal(K), axis=-1)[..., None, None] * _eye(xp, P * d, K)
-        L = cholesky(K)
         gc = xp.reshape(xp.permute_dims(g, (1, 0, 2)), (C, P * d, 1))
-        e = cho_solve(L, gc)                                           # (C, P d, 1)
+        e = self._mixed(K, gc) if self.mixed else None
+        if e is None:
+            e = cho_solve(cholesky(K), gc)                             # (C, P d, 1)
         return xp.permute_dims(xp.reshape(e, (C, P, d)), (1, 0, 2))
+
+    def _mixed(self, K, b):
+        """``K^-1 b`` from a float32 Cholesky factor (half the time of float64) refined in
+        float64; None when the factor fails or the refinement does not reach ``REFINE_TOL``
+        (K too ill-conditioned for float32), and mixed precision is then off for good."""
+        xp = self.xp
+        K32 = xp.astype(K, xp.float32)
+        L = cholesky_or_nan(K32)
+        x = xp.zeros_like(b)
+        r = b
+        bnorm = xp.sqrt(xp.sum(b * b, axis=(1, 2)))
+        for _ in range(REFINE_STEPS):
+            x = x + xp.astype(cho_solve(L, xp.astype(r, xp.float32)), b.dtype)
+            r = b - K @ x
+        ok = to_float(xp.max(xp.sqrt(xp.sum(r * r, axis=(1, 2))) / xp.maximum(bnorm, 1e-300))) <= REFINE_TOL
+        if not ok:  # NaN (a failed factor) compares False too
+            self.mixed = False
+            return None
+        return x
 
 
 class WoodburyNewton(_Reduced):
