@@ -319,7 +319,7 @@ def _inner_tolerance(out: report.Outputs, rec: dict) -> list[str]:
     ], align="lrlrrrrrr")
     out.macro("inner n", rec["n"])
     out.macro("inner patterns", rec["P"])
-    out.macro("inner beta", rec["beta"], "$" + _power_of_ten(rec["beta"]).replace("{", "{{").replace("}", "}}") + "$")
+    out.macro("inner beta", rec["beta"], _power_of_ten(rec["beta"]).replace("{", "{{").replace("}", "}}"))  # math mode
     out.macro("inner solver", rec["solver"])
     for label, options in INNER_SCHEDULES.items():
         run = next((r for r in rec["runs"] if r["options"] == options), None)
@@ -359,7 +359,8 @@ def paper_tables(results=RESULTS, tables="paper/tables") -> list[str]:
     results in ``results``; a missing results file is said and skipped. Returns the
     files written."""
     results = Path(results)
-    out = report.Outputs("benchmarks", output_dir=str(tables), source=f"{results}/*.json (make benchmarks)")
+    shown = os.path.relpath(results) if results.resolve().is_relative_to(Path.cwd()) else str(results)
+    out = report.Outputs("benchmarks", output_dir=str(tables), source=f"{shown}/*.json (make benchmarks)")
     written = []
     for name, make in PAPER.items():
         rec = load(results / name)
