@@ -196,6 +196,12 @@ def resolve_out(out, default_dir, name: str) -> tuple[Path, str]:
     return out, name
 
 
+def shown(path) -> str:
+    """``path`` relative to the working folder when inside it (as files name each other), else absolute."""
+    path = Path(path).resolve()
+    return os.path.relpath(path) if path.is_relative_to(Path.cwd()) else str(path)
+
+
 class Timer:
     """``with Timer() as t: ...`` then ``t.seconds`` (wall clock, ``perf_counter``)."""
 
@@ -359,8 +365,7 @@ def paper_tables(results=RESULTS, tables="paper/tables") -> list[str]:
     results in ``results``; a missing results file is said and skipped. Returns the
     files written."""
     results = Path(results)
-    shown = os.path.relpath(results) if results.resolve().is_relative_to(Path.cwd()) else str(results)
-    out = report.Outputs("benchmarks", output_dir=str(tables), source=f"{shown}/*.json (make benchmarks)")
+    out = report.Outputs("benchmarks", output_dir=str(tables), source=f"{shown(results)}/*.json (make benchmarks)")
     written = []
     for name, make in PAPER.items():
         rec = load(results / name)
