@@ -56,9 +56,9 @@ def main(argv=None):
     out = bench.Results(f"backends_{args.data}_{'gpu' if args.device else 'cpu'}", args, __file__)
     X, y, D, _ = problem(PROBLEM[args.data], n=n, P=P, beta=args.beta)
     rows = []
-    backends = [b for b in args.backends if b == "numpy" or bench.available(b)]
+    backends = [b for b in args.backends if b == "numpy" or not bench.missing(b)]
     for b in set(args.backends) - set(backends):
-        out.skip(b, f"{b} is not installed")
+        out.skip(b, bench.missing(b))
     runs = [(s, b, t) for s in args.solvers for b in backends for t in args.dtypes if not (b == "numpy" and args.device)]
     for solver, backend, dtype in runs:
         Xb, yb, Db = (asarray(a, backend, dtype, args.device if backend == "torch" else None) for a in (X, y, D))

@@ -162,6 +162,17 @@ def available(module: str) -> bool:
         return False
 
 
+#: the optional peers of the benchmarks: (module, distribution, extra of admmnn that installs it)
+PEERS = {"clarabel": ("cvxpy", "cvxpy and clarabel", "test"), "scnn": ("scnn", "pyscnn", "bench"),
+         "torch": ("torch", "torch", "torch"), "jax": ("jax", "jax", "jax")}
+
+
+def missing(peer: str) -> str | None:
+    """Why ``peer`` (a key of ``PEERS``) cannot run here, or None when it can."""
+    module, dist, extra = PEERS[peer]
+    return None if available(module) else f"{dist} is not installed (pip install admmnn[{extra}])"
+
+
 # -- files ---------------------------------------------------------------------------------
 def atomic_write(path, text: str) -> Path:
     """Write ``text`` to ``path`` through a temporary file in the same folder and a rename:
