@@ -1,4 +1,5 @@
-"""admmnn.experiments.bench: the benchmark harness (arguments, atomic results, the paper's tables)."""
+"""admmnn.experiments.bench: the benchmark harness (arguments, atomic results, the paper's tables)
+and the scripts in benchmarks/ that use it."""
 import json
 import os
 import pathlib
@@ -8,6 +9,8 @@ import numpy as np
 import pytest
 
 from admmnn.experiments import bench
+
+BENCHMARKS = pathlib.Path(__file__).resolve().parents[2] / "benchmarks"
 
 def make_parser():
     ap = bench.parser("test", quick=dict(n=5, solvers=["exact"]))
@@ -83,3 +86,14 @@ def test_paper_tables_from_the_json_results(tmp_path):
     assert macros["benchmarksInnerBeta"] == "10^{-3}" and "benchmarksInnerTightIters" not in macros
     table = (tmp_path / "tables" / "bench_inner_tolerance.tex").read_text()
     assert r"$10^{-2}\,k^{-1.2}$ & 600 & max\_iter & 600 & 0.5" in table and "fixed $10^{-8}$" in table
+
+
+SCRIPTS = sorted(BENCHMARKS.glob("*.py"))
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_every_script_goes_through_the_harness_and_the_registry(script):
+    text = script.read_text()
+    assert "sys.path.insert" not in text and "read_idx" not in text and "gzip" not in text
+    assert "from admmnn.experiments import bench" in text, "use the harness (admmnn.experiments.bench)"
+    assert "bench.parser(" in text and "bench.Results(" in text
