@@ -97,3 +97,11 @@ def test_every_script_goes_through_the_harness_and_the_registry(script):
     assert "sys.path.insert" not in text and "read_idx" not in text and "gzip" not in text
     assert "from admmnn.experiments import bench" in text, "use the harness (admmnn.experiments.bench)"
     assert "bench.parser(" in text and "bench.Results(" in text
+
+
+def test_make_benchmarks_runs_every_script_once_its_inputs_exist():
+    makefile = (BENCHMARKS.parent / "Makefile").read_text()
+    runs = makefile.split("define BENCHMARK_RUNS\n", 1)[1].split("\nendef", 1)[0].splitlines()
+    order = list(dict.fromkeys(line.split()[0] for line in runs if line.strip()))
+    assert sorted(order) == sorted(p.name for p in SCRIPTS)
+    assert order.index("sharded.py") < order.index("sharded_cost_model.py")  # the cost model reads sharded's json
