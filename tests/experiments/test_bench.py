@@ -99,7 +99,7 @@ def test_every_script_goes_through_the_harness_and_the_registry(script):
     assert "bench.parser(" in text and "bench.Results(" in text
 
 
-def test_make_benchmarks_runs_every_script_once_its_inputs_exist():
+def test_make_benchmarks_runs_every_script():
     makefile = (BENCHMARKS.parent / "Makefile").read_text()
     runs = makefile.split("define BENCHMARK_RUNS\n", 1)[1].split("\nendef", 1)[0].splitlines()
     order = list(dict.fromkeys(line.split()[0] for line in runs if line.strip()))
