@@ -7,6 +7,8 @@
 #   make quick   (= make reproduce paper QUICK=1)   the whole pipeline, small parameters, minutes
 #   make paper                      paper/paper.pdf with latexmk (make paper-deps installs TeX)
 #   make nbval                      the committed notebooks re-executed and compared (CI)
+#   make benchmarks                 every script in benchmarks/ (hours): benchmarks/results/*.{txt,json},
+#                                   then the paper's tables from them; QUICK=1: a smoke run of each (minutes)
 # Only what changed reruns: an executed notebook depends on its source, on the library
 # sources and on the parameters (QUICK, DATASET) it was run with.
 SHELL  := bash
@@ -31,7 +33,7 @@ LIBRARY   := pyproject.toml $(sort $(wildcard admmnn/*.py admmnn/*/*.py))
 TEX_PACKAGES := latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended
 LATEXMK := latexmk -pdf -interaction=nonstopmode -halt-on-error -file-line-error
 
-.PHONY: install test tutorial benchmark reproduce quick paper paper-deps nbval clean FORCE
+.PHONY: install test tutorial benchmark benchmarks reproduce quick paper paper-deps nbval clean FORCE
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +54,55 @@ tutorial: $(STAMP)
 # Fashion-MNIST T-shirt vs shirt benchmark (needs `apt-get install dataset-fashion-mnist`).
 benchmark: $(STAMP)
 	$(PY) benchmarks/exact_fashion_mnist.py
+
+# --- the benchmarks ------------------------------------------------------------------
+# Every script in benchmarks/, in this order, each with the arguments of the results it
+# writes (benchmarks/results/<name>.txt and .json, atomically: a failed script keeps its
+# previous results and the others still run; make fails at the end), then the paper's
+# tables and macros from the JSON results (paper/tables/bench_*.tex, benchmarks_macros.tex).
+# Hours on 2 cores. QUICK=1: each script once with --quick (its smallest settings) into
+# outputs/benchmarks_quick/ (tables in its tables/), minutes; the committed results stay.
+# ENDGAME_OLD=<checkout of the previous default> adds endgame.py's "old default" rows.
+ENDGAME_OLD  ?=
+BENCH_OUT    := $(if $(filter True,$(quick_flag)),$(OUT)/benchmarks_quick,benchmarks/results)
+BENCH_TABLES := $(if $(filter True,$(quick_flag)),$(BENCH_OUT)/tables,$(PAPER)/tables)
+define BENCHMARK_RUNS
+exact_fashion_mnist.py
+backends.py
+certify.py --problems fmnist --configs plain default --peers clarabel --max-time 300
+certify.py --problems correlated --configs plain polish default --peers clarabel
+certify.py --problems scnn --configs default --peers scnn --max-iter 20000
+endgame.py --problems tutorial correlated $(if $(ENDGAME_OLD),--old $(ENDGAME_OLD))
+inner_tolerance.py
+exact_precompute.py --sizes 2500 5000 10000
+crossover.py --cap 20
+solvers_fashion_mnist.py
+fmnist_60k.py
+compare_fashion_mnist.py
+sharded.py
+sharded_cost_model.py
+distributed_localhost.py
+endef
+export BENCHMARK_RUNS
+
+benchmarks: $(STAMP)
+	@mkdir -p $(BENCH_OUT); failed=""; seen=" "; total=$$SECONDS; \
+	while read -r script args; do \
+		[ -n "$$script" ] || continue; \
+		if [ "$(quick_flag)" = True ]; then \
+			case "$$seen" in *" $$script "*) continue;; esac; seen="$$seen$$script "; args="--quick"; \
+		fi; \
+		echo "== [$$(date +%H:%M:%S)] benchmarks/$$script $$args --out $(BENCH_OUT)"; start=$$SECONDS; \
+		if $(PY) benchmarks/$$script $$args --out $(BENCH_OUT) </dev/null; then \
+			echo "== $$script done in $$((SECONDS - start)) s"; \
+		else \
+			echo "== $$script FAILED (exit $$?) after $$((SECONDS - start)) s; its previous results are kept"; \
+			failed="$$failed $$script"; \
+		fi; \
+	done <<< "$$BENCHMARK_RUNS"; \
+	$(PY) -m admmnn.experiments.bench tables --results $(BENCH_OUT) --tables $(BENCH_TABLES); \
+	echo "== benchmarks ($(run_id)) in $$((SECONDS - total)) s: results in $(BENCH_OUT), tables in $(BENCH_TABLES)"; \
+	if [ -n "$$failed" ]; then echo "== failed:$$failed"; exit 1; fi
 
 # --- the compendium ------------------------------------------------------------------
 # The parameters of the last run; rewritten only when they change, so that switching

@@ -74,11 +74,21 @@ def write_npz(path, arrays: dict, meta: dict) -> None:
             raise TypeError(f"{name!r} is an object array; it cannot be saved without pickle")
     meta = dict(meta, format=FORMAT, format_version=FORMAT_VERSION, admmnn_version=__version__)
     meta["checksum"] = _checksum(arrays, meta)
+    with atomic_file(path, "wb") as fh:
+        np.savez(fh, **arrays, **{META_KEY: np.asarray(json.dumps(meta))})
+
+
+@contextlib.contextmanager
+def atomic_file(path, mode: str = "wb"):
+    """A file opened on a temporary name in ``path``'s folder that, flushed to disk,
+    replaces ``path`` (``os.replace``) when the block ends without an exception; after
+    one, the temporary file is removed and ``path`` is untouched."""
+    path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=folder)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays, **{META_KEY: np.asarray(json.dumps(meta))})
+        with os.fdopen(fd, mode) as fh:
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

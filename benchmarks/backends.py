@@ -5,36 +5,29 @@
 
 `--data fashion-mnist` is the core benchmark's problem (n = 1000, d = 784 + bias,
 P = 10, beta = 1e-3). `--data cifar-shape` is a synthetic binary problem of
-CIFAR-10's shape (n = 10 000, d = 3072 + bias, P = 50) for a GPU. Results are
-printed and written as JSON (with the device name) under benchmarks/results/.
+CIFAR-10's shape (n = 10 000, d = 3072 + bias, P = 50) for a GPU; both come from the
+registry (``admmnn.experiments.problems``: ``fmnist`` and ``cifar-shape``). Results are
+printed and written as JSON (a list of rows, with the device name) and text to
+benchmarks/results/backends_<data>_<cpu|gpu>.{json,txt}. A backend whose package is not
+installed is skipped with a message.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
-import time
 
 import numpy as np
 
 import admmnn
 from admmnn._backend import asarray, to_numpy
+from admmnn.experiments import bench
+from admmnn.experiments.problems import problem
 from admmnn.operators import Operators
 from admmnn.ustep import ExactSolver
 
-from exact_fashion_mnist import load, time_products
+from exact_fashion_mnist import time_products
 
-
-def problem(name, n):
-    if name == "fashion-mnist":
-        X, y = load("train", n)
-        X = (X - X.mean(0)) / (X.std(0) + 1e-8)
-    else:  # a planted binary problem of CIFAR-10's shape
-        rng = np.random.default_rng(0)
-        X = rng.standard_normal((n, 3072))
-        y = np.sign(np.maximum(X @ rng.standard_normal(3072), 0) - 0.5 * np.maximum(X @ rng.standard_normal(3072), 0) + 1e-9)
-    return np.c_[X, np.ones(len(X))], y
+PROBLEM = {"fashion-mnist": "fmnist", "cifar-shape": "cifar-shape"}
 
 
 def device_name(backend, device):
@@ -46,7 +39,7 @@ def device_name(backend, device):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench.parser(__doc__, quick=dict(n=200, patterns=4, dtypes=["float64"], max_iter=50, max_time=20.0))
     ap.add_argument("--data", default="fashion-mnist", choices=["fashion-mnist", "cifar-shape"])
     ap.add_argument("--n", type=int, default=None)
     ap.add_argument("--patterns", type=int, default=None)
@@ -57,14 +50,16 @@ def main(argv=None):
     ap.add_argument("--device", default=None, help="e.g. cuda (torch) or gpu (jax)")
     ap.add_argument("--max-iter", type=int, default=2000)
     ap.add_argument("--max-time", type=float, default=120.0)
-    ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     n = args.n or (1000 if args.data == "fashion-mnist" else 10000)
     P = args.patterns or (10 if args.data == "fashion-mnist" else 50)
-    X, y = problem(args.data, n)
-    D, _ = admmnn.gaussian_patterns(X, P, seed=0)
+    out = bench.Results(f"backends_{args.data}_{'gpu' if args.device else 'cpu'}", args, __file__)
+    X, y, D, _ = problem(PROBLEM[args.data], n=n, P=P, beta=args.beta)
     rows = []
-    runs = [(s, b, t) for s in args.solvers for b in args.backends for t in args.dtypes if not (b == "numpy" and args.device)]
+    backends = [b for b in args.backends if b == "numpy" or not bench.missing(b)]
+    for b in set(args.backends) - set(backends):
+        out.skip(b, bench.missing(b))
+    runs = [(s, b, t) for s in args.solvers for b in backends for t in args.dtypes if not (b == "numpy" and args.device)]
     for solver, backend, dtype in runs:
         Xb, yb, Db = (asarray(a, backend, dtype, args.device if backend == "torch" else None) for a in (X, y, D))
         res = admmnn.solve(Xb, yb, Db, args.beta, solver=solver, max_iter=args.max_iter, max_time=args.max_time,
@@ -96,17 +91,13 @@ def main(argv=None):
         }
         rows.append(row)
         print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
-    out = args.out or os.path.join(os.path.dirname(__file__), "results", f"backends_{args.data}_{'gpu' if args.device else 'cpu'}.json")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out, "w") as fh:
-        json.dump(rows, fh, indent=1)
-    print(f"\n{'solver':<13}{'backend':<8}{'dtype':<9}{'s/iter':>10}{'ratio':>8}{'precomp s':>11}{'to 1e-2 s':>11}{'to 1e-3 s':>11}{'gap':>10}")
+    out.say(f"\n{'solver':<13}{'backend':<8}{'dtype':<9}{'s/iter':>10}{'ratio':>8}{'precomp s':>11}{'to 1e-2 s':>11}{'to 1e-3 s':>11}{'gap':>10}")
     for r in rows:
         fmt = lambda v: f"{v:11.2f}" if v is not None else f"{'n/a':>11}"
         fmt8 = lambda v: f"{v:8.2f}" if v is not None else f"{'-':>8}"
-        print(f"{r['solver']:<13}{r['backend']:<8}{r['dtype']:<9}{r['seconds_per_iteration']:>10.4f}{fmt8(r['ratio_iteration_to_products'])}"
-              f"{r['precompute_s']:>11.2f}{fmt(r['time_to_gap_1e-2_s'])}{fmt(r['time_to_gap_1e-3_s'])}{r['final_rel_gap']:>10.2e}")
-    print(f"written {out}")
+        out.say(f"{r['solver']:<13}{r['backend']:<8}{r['dtype']:<9}{r['seconds_per_iteration']:>10.4f}{fmt8(r['ratio_iteration_to_products'])}"
+                f"{r['precompute_s']:>11.2f}{fmt(r['time_to_gap_1e-2_s'])}{fmt(r['time_to_gap_1e-3_s'])}{r['final_rel_gap']:>10.2e}")
+    out.write(rows)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,8 @@ within one run. Results: benchmarks/results/certify_<problems>.{txt,json}.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
-import sys
 import time
 import warnings
 
@@ -25,11 +22,10 @@ import numpy as np
 
 import admmnn
 from admmnn import certificate
+from admmnn.experiments import bench
+from admmnn.experiments.problems import PROBLEMS, cvxpy_optimum
+from admmnn.experiments.problems import scnn as make_scnn
 from admmnn.operators import Operators
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from problems import PROBLEMS, make_scnn  # noqa: E402
 
 TARGETS = (1e-2, 1e-4, 1e-6)
 #: "plain" is the project's earlier default without residual balancing: one penalty 0.1 on both
@@ -44,6 +40,9 @@ CONFIGS = {
     "polish": {**PLAIN, "polish": True},
     "default": {},
 }
+#: --quick: the smallest problem, two configurations, both peers (a missing one is skipped)
+QUICK = dict(problems=["correlated"], configs=["plain", "default"], peers=["clarabel", "scnn"], max_iter=300,
+             max_time=20.0)
 
 
 def first_certified(h, eps):
@@ -67,9 +66,6 @@ def run_admm(X, Y, D, beta, config, max_iter, max_time):
 
 
 def run_clarabel(X, Y, D, beta):
-    sys.path.insert(0, os.path.join(HERE, "..", "tests"))
-    from oracle import cvxpy_optimum
-
     t = time.perf_counter()
     pstar, _ = cvxpy_optimum(X, Y, D, beta)
     return {"objective": float(pstar), "seconds": time.perf_counter() - t}
@@ -110,21 +106,17 @@ def fmt(v, spec):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench.parser(__doc__, quick=QUICK)
     ap.add_argument("--problems", nargs="+", default=["fmnist", "correlated", "tutorial", "scnn"])
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS))
     ap.add_argument("--peers", nargs="*", default=[], choices=["clarabel", "scnn"])
     ap.add_argument("--max-iter", type=int, default=3000)
     ap.add_argument("--max-time", type=float, default=120.0)
-    ap.add_argument("--out", default=os.path.join(HERE, "results"))
     args = ap.parse_args(argv)
-
-    lines, record = [], {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "admmnn": admmnn.__version__,
-                         "max_iter": args.max_iter, "max_time": args.max_time, "runs": []}
-
-    def say(s=""):
-        print(s, flush=True)
-        lines.append(s)
+    out = bench.Results(f"certify_{'_'.join(args.problems)}", args, __file__)
+    say, record = out.say, out.record
+    record.update({"machine": f"{platform.machine()}, {os.cpu_count()} cores", "admmnn": admmnn.__version__,
+                   "max_iter": args.max_iter, "max_time": args.max_time, "runs": []})
 
     say(f"certification benchmark, admmnn {admmnn.__version__}, {record['machine']}, float64, exact u-step")
     head = f"{'problem':<11}{'config':<18}" + "".join(f"{'it@' + format(e, 'g'):>10}{'s@' + format(e, 'g'):>10}" for e in TARGETS)
@@ -141,6 +133,9 @@ def main(argv=None):
                                                      for e in TARGETS) + f"{row['status']:>11}{row['rel_gap']:>11.1e}")
         ours = next((r for r in record["runs"] if r["problem"] == name and r["config"] == "default"), None)
         for peer in args.peers:
+            if (peer == "clarabel" or name == "scnn") and bench.missing(peer):
+                out.skip(f"{name:<11}{peer}", bench.missing(peer))
+                continue
             if peer == "clarabel":
                 p = run_clarabel(X, Y, D, beta)
             elif name == "scnn":
@@ -164,12 +159,7 @@ def main(argv=None):
                     if ours[f"sec_{e:g}"]:
                         line += f", certified {e:g} in {ours[f'sec_{e:g}']:.2f} s ({p['seconds'] / ours[f'sec_{e:g}']:.1f}x faster)"
             say(line)
-    os.makedirs(args.out, exist_ok=True)
-    tag = "_".join(args.problems)
-    with open(os.path.join(args.out, f"certify_{tag}.txt"), "w") as fh:
-        fh.write("\n".join(lines) + "\n")
-    with open(os.path.join(args.out, f"certify_{tag}.json"), "w") as fh:
-        json.dump(record, fh, indent=1, default=float)
+    out.write()
 
 
 if __name__ == "__main__":

@@ -7,9 +7,10 @@ plus a bias; d = 101 is the top 100 principal components plus a bias. Each solve
 runs in its own subprocess (its peak memory is its own) with ``solve()`` defaults,
 ``tol=1e-3``, until certified or ``--cap`` seconds; once a solver has certified 1e-3
 in T seconds, the later ones at that shape get min(cap, 10 T) (they are slower
-than 10x or they tie). Writes ``benchmarks/results/crossover.txt``: one row per
+than 10x or they tie). Writes ``benchmarks/results/crossover.{txt,json}``: one row per
 shape and solver, with the seconds to a certified gap of 1e-2 and 1e-3, the gap
-reached, the seconds per iteration and the peak memory.
+reached, the seconds per iteration and the peak memory. The data come from the
+registry (``admmnn.experiments.problems.binary_design``).
 
     python benchmarks/crossover.py [--cap 30] [--shapes 1000x785x10,...] [--solvers exact,cg,...]
 """
@@ -26,9 +27,9 @@ import time
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-RESULT = os.path.join(HERE, "results", "crossover.txt")
+from admmnn.experiments import bench
+from admmnn.experiments.problems import binary_design, with_bias
+
 SHAPES = "1000x101x10,1000x785x10,1000x785x50,4000x101x10,4000x785x10,4000x785x50,10000x101x10,10000x785x10,10000x785x50"
 SOLVERS = "exact,pcg-nystrom-block,pcg-nystrom,pcg-jacobi,cg,rbcd-nystrom,rbcd"
 FIELDS = ["n", "d", "P", "C", "solver", "to_gap_1e-2_s", "to_gap_1e-3_s", "final_gap", "s_per_iter",
@@ -36,18 +37,13 @@ FIELDS = ["n", "d", "P", "C", "solver", "to_gap_1e-2_s", "to_gap_1e-3_s", "final
 
 
 def design(n, d, classes=(0, 6)):
-    """(n, d) standardised Fashion-MNIST design with a bias column, and +-1 targets."""
-    from problems import FMNIST, read_idx
-
-    X = read_idx(os.path.join(FMNIST, "train-images-idx3-ubyte.gz")).reshape(-1, 784).astype(np.float64)
-    y = read_idx(os.path.join(FMNIST, "train-labels-idx1-ubyte.gz"))
-    keep = np.flatnonzero(np.isin(y, classes))[:n]
-    X, y = X[keep], np.where(y[keep] == classes[0], -1.0, 1.0)
-    X = (X - X.mean(0)) / (X.std(0) + 1e-8)
-    if d - 1 < X.shape[1]:
-        _, _, Vt = np.linalg.svd(X, full_matrices=False)
-        X = X @ Vt[: d - 1].T
-    return np.c_[X, np.ones(len(X))], y
+    """(n, d) standardised Fashion-MNIST design with a bias column, and +-1 targets
+    (d < 785: the top d - 1 principal components of the standardised pixels, plus the bias)."""
+    X, y, _, _ = binary_design("fashion-mnist", classes, n_train=n, n_test=0)
+    if d - 1 < X.shape[1] - 1:
+        _, _, Vt = np.linalg.svd(X[:, :-1], full_matrices=False)
+        X = with_bias(X[:, :-1] @ Vt[: d - 1].T)
+    return X, y
 
 
 def run_one(n, d, P, solver, max_time):
@@ -74,18 +70,18 @@ def run_one(n, d, P, solver, max_time):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = bench.parser(__doc__.split("\n")[0], quick=dict(cap=5.0, shapes="300x101x4,300x785x4", solvers="exact,cg"))
     ap.add_argument("--cap", type=float, default=30.0, help="seconds per solver and shape")
     ap.add_argument("--shapes", default=SHAPES, help="n x d x P, comma separated")
     ap.add_argument("--solvers", default=SOLVERS)
-    ap.add_argument("--out", default=RESULT)
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: n,d,P,solver,max_time
     args = ap.parse_args()
     if args.one:
         n, d, P, solver, max_time = args.one.split(",")
         print(json.dumps(run_one(int(n), int(d), int(P), solver, float(max_time))))
         return
-    rows = []
+    out = bench.Results("crossover", args, __file__)
+    rows, failed = [], []
     load0 = os.getloadavg()[0]
     for shape in args.shapes.split(","):
         n, d, P = (int(a) for a in shape.split("x"))
@@ -98,6 +94,7 @@ def main():
             if proc.returncode:
                 err = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
                 print(f"{shape} {solver}: failed: {err}", file=sys.stderr, flush=True)
+                failed.append({"shape": shape, "solver": solver, "error": err})
                 continue
             row = json.loads(proc.stdout.strip().splitlines()[-1])
             rows.append(row)
@@ -108,12 +105,14 @@ def main():
             f"cap {args.cap:g} s per solver (10x the best time once one certified); {os.cpu_count()} CPU cores, "
             f"float64, NumPy; seconds include precompute (inf: not reached); load average {load0:.1f} at the start, "
             f"{os.getloadavg()[0]:.1f} at the end")
-    lines = [head, " | ".join(FIELDS), " | ".join("---" for _ in FIELDS)]
+    for line in [head, " | ".join(FIELDS), " | ".join("---" for _ in FIELDS)]:
+        out.say(line)
     for r in rows:
-        lines.append(" | ".join(f"{r[k]:.3g}" if isinstance(r[k], float) else str(r[k]) for k in FIELDS))
-    with open(args.out, "w") as fh:
-        fh.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+        out.say(" | ".join(f"{r[k]:.3g}" if isinstance(r[k], float) else str(r[k]) for k in FIELDS))
+    out.record.update(cap=args.cap, shapes=args.shapes, solvers=args.solvers,
+                      rows=[{k: bench.finite(v) if isinstance(v, float) else v for k, v in r.items()} for r in rows],
+                      failed=failed)
+    out.write()
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ each memory-maps only its own rows (``row_block``), computes its rows of D from
 gates drawn from a shared seed, and solves on the 4-device mesh. It then solves
 the same problem in one process on one device and prints both results and their
 differences (JSON on the last line; exit status 1 if they disagree beyond
-``--rtol``).
+``--rtol``). It is also a test (``tests/core/test_sharding.py``), so it writes its
+results (distributed_localhost.{txt,json}) only where ``--out`` is given
+(``make benchmarks`` gives benchmarks/results).
 """
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ import sys
 import tempfile
 
 import numpy as np
+
+from admmnn.experiments import bench
 
 
 def solve_options(args) -> dict:
@@ -70,7 +74,7 @@ def _free_port() -> int:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench.parser(__doc__, quick=dict(iters=10))
     ap.add_argument("--n", type=int, default=122)
     ap.add_argument("--d", type=int, default=6)
     ap.add_argument("--patterns", type=int, default=5)
@@ -88,6 +92,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.process is not None:
         return worker(args)
+    out = bench.Results("distributed_localhost", args, __file__)
     with tempfile.TemporaryDirectory() as tmp:
         rng = np.random.default_rng(args.seed)
         X = rng.standard_normal((args.n, args.d))
@@ -131,8 +136,16 @@ def main(argv=None):
         "dual_bound_rel_diff": abs(dist["dual_bound"] - one.dual_bound) / abs(one.objective),
         "v_max_abs_diff": v_diff,
     }
-    print(json.dumps(report))
-    if report["objective_rel_diff"] > args.rtol or v_diff > 100 * args.rtol:
+    agree = report["objective_rel_diff"] <= args.rtol and v_diff <= 100 * args.rtol
+    if args.out is not None:
+        out.say(f"{args.processes} processes x {args.local_devices} CPU devices, n={args.n} d={args.d} P={args.patterns}, "
+                f"solver {args.solver}, {args.iters} iterations: objective {dist['objective']:.12g} (one process "
+                f"{one.objective:.12g}), relative difference {report['objective_rel_diff']:.1e}, "
+                f"max |v difference| {v_diff:.1e}: {'agree' if agree else 'DISAGREE'} (rtol {args.rtol:g})")
+        out.record.update(report, agree=agree)
+        out.write()
+    print(json.dumps(report))  # the last line (read by tests/core/test_sharding.py)
+    if not agree:
         raise SystemExit(1)
 
 

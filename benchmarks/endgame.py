@@ -15,36 +15,38 @@ Results: benchmarks/results/endgame_<problems>.{txt,json}.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 
 import numpy as np
 
 import admmnn
+from admmnn.experiments import bench
+from admmnn.experiments.problems import PROBLEMS
+from admmnn.experiments.problems import scnn as make_scnn
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from certify import run_clarabel, run_scnn  # noqa: E402
-from problems import PROBLEMS, make_scnn  # noqa: E402
+from certify import run_clarabel, run_scnn  # benchmarks/certify.py, next to this script
 
 TARGETS = (1e-2, 1e-4, 1e-6, 1e-8)
 CONFIGS = {"admm alone": {"polish": False}, "endgame": {}}
+#: --quick: the smallest problem, both peers (a missing one is skipped)
+QUICK = dict(problems=["correlated"], max_iter=300, max_time=20.0)
 
+# run in the old checkout (its admmnn first on sys.path, as python -c puts the working folder there)
+# on this checkout's problem, passed as an .npz file
 OLD_RUNNER = r"""
 import json, sys, time, warnings
 import numpy as np
-sys.path.insert(0, '.')
-sys.path.insert(0, 'benchmarks')
 import admmnn
-from problems import PROBLEMS, make_scnn
-name, max_iter, max_time = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-X, Y, D, beta = make_scnn() if name == 'scnn' else PROBLEMS[name]()
+path, max_iter, max_time = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+z = np.load(path)
+X, Y, D, beta = z['X'], z['Y'], z['D'], float(z['beta'])
 with warnings.catch_warnings():
     warnings.simplefilter('ignore')
     res = admmnn.solve(X, Y, D, beta, tol=1e-8, max_iter=max_iter, max_time=max_time)
@@ -73,8 +75,11 @@ def run_ours(X, Y, D, beta, config, max_iter, max_time):
 
 def run_old(old, name, max_iter, max_time):
     """The previous default, in a subprocess from the checkout ``old``."""
-    out = subprocess.run([sys.executable, "-c", OLD_RUNNER, name, str(max_iter), str(max_time)], cwd=old,
-                         capture_output=True, text=True, check=True)
+    X, Y, D, beta = make_scnn() if name == "scnn" else PROBLEMS[name]()
+    with tempfile.TemporaryDirectory() as tmp:
+        np.savez(os.path.join(tmp, "problem.npz"), X=X, Y=Y, D=D, beta=beta)
+        out = subprocess.run([sys.executable, "-c", OLD_RUNNER, os.path.join(tmp, "problem.npz"), str(max_iter),
+                              str(max_time)], cwd=old, capture_output=True, text=True, check=True)
     r = json.loads(out.stdout.strip().splitlines()[-1])
     row = {"status": r["status"], "rel_gap": r["rel_gap"], "objective": r["objective"], "seconds": r["time"][-1],
            "newton_steps": None}
@@ -90,21 +95,18 @@ def fmt(v, spec):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench.parser(__doc__, quick=QUICK)
     ap.add_argument("--problems", nargs="+", default=["tutorial", "scnn", "fmnist", "fmnist-s1", "fmnist-s2", "correlated"])
     ap.add_argument("--peers", nargs="*", default=["clarabel", "scnn"], choices=["clarabel", "scnn"])
     ap.add_argument("--old", default=None, help="a checkout of the previous default (e.g. a worktree of 84d9581)")
     ap.add_argument("--max-iter", type=int, default=20000)
     ap.add_argument("--max-time", type=float, default=120.0)
-    ap.add_argument("--out", default=os.path.join(HERE, "results"))
     args = ap.parse_args(argv)
-    record = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "admmnn": admmnn.__version__,
-              "max_iter": args.max_iter, "max_time": args.max_time, "runs": []}
-    lines = []
-
-    def say(s=""):
-        print(s, flush=True)
-        lines.append(s)
+    tag = "_".join(args.problems) if len(args.problems) < 6 else "all"
+    out = bench.Results(f"endgame_{tag}", args, __file__)
+    say, record = out.say, out.record
+    record.update({"machine": f"{platform.machine()}, {os.cpu_count()} cores", "admmnn": admmnn.__version__,
+                   "max_iter": args.max_iter, "max_time": args.max_time, "runs": []})
 
     say(f"endgame benchmark, admmnn {admmnn.__version__}, {record['machine']}, float64, solver defaults, "
         f"max_time {args.max_time:g} s")
@@ -131,6 +133,9 @@ def main(argv=None):
             line(name, cname, row)
         ours = record["runs"][-1]
         for peer in args.peers:
+            if (peer == "clarabel" or name == "scnn") and bench.missing(peer):
+                out.skip(f"{name:<11}{peer}", bench.missing(peer))
+                continue
             if peer == "clarabel":
                 p = run_clarabel(X, Y, D, beta)
                 ref = ours
@@ -150,12 +155,7 @@ def main(argv=None):
                 if ref[f"sec_{e:g}"]:
                     s += f"; {e:g} in {ref[f'sec_{e:g}']:.2f} s = {p['seconds'] / ref[f'sec_{e:g}']:.1f}x faster"
             say(s)
-    os.makedirs(args.out, exist_ok=True)
-    tag = "_".join(args.problems) if len(args.problems) < 6 else "all"
-    with open(os.path.join(args.out, f"endgame_{tag}.txt"), "w") as fh:
-        fh.write("\n".join(lines) + "\n")
-    with open(os.path.join(args.out, f"endgame_{tag}.json"), "w") as fh:
-        json.dump(record, fh, indent=1, default=str)
+    out.write()
 
 
 if __name__ == "__main__":

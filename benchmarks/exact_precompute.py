@@ -17,15 +17,14 @@ C = 1. Columns:
 
 Above ``--always-upto``, a cell whose estimated time exceeds ``--cell-budget``
 seconds (extrapolated as n^3 from the previous size) is skipped and marked so. A second table gives the
-seconds per solve (one u-step) of both factors at ``--iter-n``.
+seconds per solve (one u-step) of both factors at ``--iter-n``. Results:
+benchmarks/results/exact_precompute.{txt,json} (the paper's macros read the JSON).
 
     OMP_NUM_THREADS=2 python benchmarks/exact_precompute.py
 """
 from __future__ import annotations
 
-import argparse
 import os
-import platform
 import time
 
 import numpy as np
@@ -33,9 +32,8 @@ import numpy as np
 from admmnn import gaussian_patterns
 from admmnn._backend import eigh, spd_inverse
 from admmnn.operators import Operators
+from admmnn.experiments import bench
 from admmnn.ustep import ExactSolver
-
-OUT = os.path.join(os.path.dirname(__file__), "results", "exact_precompute.txt")
 
 
 def synthetic(n, d_feat=784, seed=0):
@@ -78,7 +76,7 @@ def per_solve(f, reps):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = bench.parser(__doc__.splitlines()[0], quick=dict(sizes=[300, 600], patterns=5, iter_n=300, reps=2))
     ap.add_argument("--sizes", type=int, nargs="+", default=[2500, 5000, 10000, 20000])
     ap.add_argument("--dtypes", nargs="+", default=["float64", "float32"])
     ap.add_argument("--patterns", type=int, default=50)
@@ -88,18 +86,14 @@ def main(argv=None):
     ap.add_argument("--no-old-above", type=int, default=None, help="skip the old eigh column above this n")
     ap.add_argument("--iter-n", type=int, default=2500)
     ap.add_argument("--reps", type=int, default=20)
-    ap.add_argument("--out", default=OUT)
     args = ap.parse_args(argv)
-
-    lines = []
-
-    def emit(s=""):
-        print(s, flush=True)
-        lines.append(s)
+    out = bench.Results("exact_precompute", args, __file__)
+    emit = out.say
+    rows, per_solve_rows = [], []
 
     emit(f"Exact u-step precompute, synthetic n x 785 (784 standardised features + bias), P = {args.patterns}, "
          f"C = 1, rho = {args.rho:g}")
-    emit(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, "
+    emit(f"{out.machine['cpu']}, {os.cpu_count()} cores visible, "
          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, NumPy {np.__version__}; seconds")
     emit()
     head = f"{'dtype':>8}{'n':>7}{'old eigh':>10}{'cholesky':>10}{'(build M':>10}{'factor)':>9}{'speedup':>9}" \
@@ -122,7 +116,7 @@ def main(argv=None):
                 n0, s0 = last[(dtype, col)]
                 return s0 * (n / n0) ** 3 <= args.cell_budget
 
-            t_old = t_new = float("nan")
+            t_old = t_new = t_fac = t_rho = float("nan")
             u_old = u_new = None
             if run("old") and (args.no_old_above is None or n <= args.no_old_above):
                 op = Operators(X, D, 1)
@@ -150,10 +144,18 @@ def main(argv=None):
             if dtype == "float64" and u_new is not None:
                 ref[n] = u_new
 
-            def err(u):
+            def rel_err(u):
                 if u is None or n not in ref or (dtype == "float64" and u is u_new):
-                    return f"{'-':>10}"
-                return f"{np.linalg.norm(u - ref[n]) / np.linalg.norm(ref[n]):>10.1e}"
+                    return None
+                return float(np.linalg.norm(u - ref[n]) / np.linalg.norm(ref[n]))
+
+            def err(u):
+                e = rel_err(u)
+                return f"{'-':>10}" if e is None else f"{e:>10.1e}"
+
+            rows.append({"dtype": dtype, "n": n, "old_s": bench.finite(t_old), "new_s": bench.finite(t_new),
+                         "build_s": bench.finite(t_new - t_fac), "factor_s": bench.finite(t_fac),
+                         "rho_s": bench.finite(t_rho), "err_old": rel_err(u_old), "err_new": rel_err(u_new)})
 
             fmt = lambda t: f"{t:>10.2f}" if t == t else f"{'skipped':>10}"  # noqa: E731
             if t_new == t_new:
@@ -187,11 +189,10 @@ def main(argv=None):
                 t[fac] = min(t[fac], per_solve(lambda: s.solve(b), args.reps))
         del solvers
         emit(f"{dtype:>8}{t['eigh']:>11.2e}{t['cholesky']:>11.2e}")
+        per_solve_rows.append({"dtype": dtype, "n": args.iter_n, "eigh_s": t["eigh"], "cholesky_s": t["cholesky"]})
 
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as fh:
-        fh.write("\n".join(lines) + "\n")
-    print(f"written to {args.out}")
+    out.record.update(patterns=args.patterns, rho=args.rho, rows=rows, per_solve=per_solve_rows)
+    out.write()
 
 
 if __name__ == "__main__":

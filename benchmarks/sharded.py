@@ -22,8 +22,10 @@ For each device count p a subprocess starts JAX with
   seconds per iteration.
 
 Simulated CPU devices share the host's cores and memory, so the times show the
-overhead of sharding, not a speed-up. Results go to
-``benchmarks/results/sharded_cpu.json`` and ``.txt``.
+overhead of sharding, not a speed-up. The problem is the registry's ``planted``
+(``admmnn.experiments.problems``). Results go to ``benchmarks/results/sharded_cpu.json``
+(a list, one entry per device count) and ``.txt``; ``--out`` is a folder (or a
+``.txt``/``.json`` file naming both).
 """
 from __future__ import annotations
 
@@ -34,22 +36,8 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-RESULTS = os.path.join(HERE, "results")
-
-
-def make_problem(n, d, P, C, seed=0):
-    """Synthetic float64 data (a planted two-layer ReLU teacher), patterns drawn on the host."""
-    import numpy as np
-
-    import admmnn
-
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, d))
-    X[:, -1] = 1.0
-    Y = np.maximum(X @ rng.standard_normal((d, 8)), 0) @ rng.standard_normal((8, C))
-    D, _ = admmnn.gaussian_patterns(X, n_patterns=P, seed=seed)
-    return X, Y, D
+from admmnn.experiments import bench
+from admmnn.experiments.problems import planted
 
 
 def _best(fn, repeats):
@@ -147,7 +135,7 @@ def worker(args):
 
     p = args.worker
     mesh = Mesh(np.array(jax.devices()[:p]), ("data",))
-    X, Y, D = make_problem(args.n, args.d, args.patterns, args.outputs)
+    X, Y, D, _ = planted(n=args.n, d=args.d, P=args.patterns, C=args.outputs, beta=args.beta)
     Xj = jnp.asarray(X)
     kw = dict(beta=args.beta, solver=args.solver, tol=1e-14, mesh=mesh, check_every=args.check_every)
 
@@ -191,7 +179,7 @@ def worker(args):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench.parser(__doc__, quick=dict(devices=[1, 2], n=200, d=8, patterns=3, outputs=1, k1=2, k2=4, repeats=1))
     ap.add_argument("--devices", type=int, nargs="+", default=[1, 2, 4])
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--d", type=int, default=48)
@@ -204,10 +192,10 @@ def main(argv=None):
     ap.add_argument("--k2", type=int, default=25)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--out", default=os.path.join(RESULTS, "sharded_cpu"))
     args = ap.parse_args(argv)
     if args.worker is not None:
         return worker(args)
+    out = bench.Results("sharded_cpu", args, __file__)
     results = []
     for p in args.devices:
         # one thread per device inside XLA: with Eigen's multi-threaded kernels, a device blocked in an
@@ -234,13 +222,9 @@ def main(argv=None):
     for c in results[-1]["collectives"]:
         lines.append(f"  {c['phase']:9s} {c['kind']:11s} {'+'.join(c['shapes']):28s} {c['bytes']:9d} B  "
                      f"in_loop={c['in_loop']}  x{c['per_iteration']:.2f}/iter")
-    text = "\n".join(lines)
-    print(text)
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out + ".json", "w") as fh:
-        json.dump(results, fh, indent=1)
-    with open(args.out + ".txt", "w") as fh:
-        fh.write(text + "\n")
+    for line in lines:
+        out.say(line)
+    out.write(results)
 
 
 if __name__ == "__main__":

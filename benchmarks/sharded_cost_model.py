@@ -1,6 +1,6 @@
 """Cost model of one row-sharded ADMM iteration on p GPUs, from the measured collectives.
 
-    python benchmarks/sharded_cost_model.py      # reads results/sharded_cpu.json, writes results/sharded_cost_model.md
+    python benchmarks/sharded_cost_model.py      # reads results/sharded_cpu.json, writes results/sharded_cost_model.{md,json}
 
 Communication: the collectives that ``benchmarks/sharded.py`` counted in the compiled
 programs (largest simulated device count), each shape rewritten in the symbols d, PC
@@ -11,16 +11,14 @@ iteration (written out below, per GPU: n / p rows) at a sustained fraction of th
 peak rate, plus the elementwise passes over the (n / p, 2PC) slack-sized arrays at
 the memory bandwidth. Hardware numbers: NVIDIA H100 SXM5 datasheet (TF32 Tensor Core
 989 TFLOPS with sparsity, i.e. 494.7 dense; FP32 67 TFLOPS; HBM3 3.35 TB/s, 80 GB;
-NVLink 4 900 GB/s per GPU in total, 450 GB/s each way). No GPU was used.
+NVLink 4 900 GB/s per GPU in total, 450 GB/s each way). No GPU was used. ``--input``
+defaults to the ``sharded_cpu.json`` in the results folder (``--out``).
 """
 from __future__ import annotations
 
-import argparse
 import json
-import os
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-RESULTS = os.path.join(HERE, "results")
+from admmnn.experiments import bench
 
 H100 = {"name": "H100 SXM5", "tf32_dense": 494.7e12, "fp32": 66.9e12, "hbm": 3.35e12, "memory": 80e9,
         "link_each_way": 450e9}
@@ -72,26 +70,27 @@ def project(bench: dict, n: int, d: int, P: int, C: int, p: int, itemsize: int, 
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--input", default=os.path.join(RESULTS, "sharded_cpu.json"))
-    ap.add_argument("--out", default=os.path.join(RESULTS, "sharded_cost_model.md"))
+    ap = bench.parser(__doc__)
+    ap.add_argument("--input", default=None, help="sharded.py's results (default: sharded_cpu.json in the results folder)")
     ap.add_argument("--efficiency", type=float, default=0.6, help="sustained fraction of the TF32 peak")
     args = ap.parse_args(argv)
-    with open(args.input) as fh:
-        bench = max(json.load(fh), key=lambda r: r["devices"])
-    cg = bench["cg_iters_mean"]
+    out = bench.Results("sharded_cost_model", args, __file__, text_suffix=".md", header=False)
+    source = bench.shown(args.input or out.folder / "sharded_cpu.json")
+    with open(source) as fh:
+        measured = max(json.load(fh), key=lambda r: r["devices"])
+    cg = measured["cg_iters_mean"]
     target = dict(n=1_280_000, d=2048, P=100, C=1000)
     lines = [
         "# Row-sharded ADMM: cost model for 8 GPUs (projection, no GPU was used)",
         "",
         f"Collectives per iteration: read from the compiled programs of `benchmarks/sharded.py` "
-        f"({bench['devices']} simulated CPU devices, n={bench['n']}, d={bench['d']}, P={bench['P']}, "
-        f"C={bench['C']}, solver {bench['solver']}, {cg:.1f} CG iterations per u-step, the value assumed below):",
+        f"({measured['devices']} simulated CPU devices, n={measured['n']}, d={measured['d']}, P={measured['P']}, "
+        f"C={measured['C']}, solver {measured['solver']}, {cg:.1f} CG iterations per u-step, the value assumed below):",
         "",
         "| program | collective | shape (benchmark) | calls per ADMM iteration |",
         "| --- | --- | --- | --- |",
     ]
-    for c in bench["collectives"]:
+    for c in measured["collectives"]:
         if c["per_iteration"]:
             lines.append(f"| {c['phase']} | {c['kind']} | {' + '.join(c['shapes'])} | {c['per_iteration']:.2f} |")
     lines += [
@@ -107,11 +106,11 @@ def main(argv=None):
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for p in (1, 8):
-        r = project(bench, p=p, itemsize=4, cg_iters=cg, efficiency=args.efficiency, hw=H100, **target)
+        r = project(measured, p=p, itemsize=4, cg_iters=cg, efficiency=args.efficiency, hw=H100, **target)
         lines.append(f"| {p} | {target['n']} | {target['d']} | {target['P']} | {target['C']} | {r['gemm_s']:.2f} | "
                      f"{r['elementwise_s']:.2f} | {r['comm_s']:.3f} | {r['total_s']:.2f} | {r['comm_share']:.1%} | "
                      f"{r['allreduced_bytes'] / 2**30:.2f} | {r['memory_per_gpu'] / 1e9:.0f} |")
-    r8 = project(bench, p=8, itemsize=4, cg_iters=cg, efficiency=args.efficiency, hw=H100, **target)
+    r8 = project(measured, p=8, itemsize=4, cg_iters=cg, efficiency=args.efficiency, hw=H100, **target)
     lines += [
         "",
         f"At 8 GPUs the all-reduces are {r8['comm_share']:.1%} of an iteration: each moves a d x PC or d x 2PC "
@@ -122,10 +121,13 @@ def main(argv=None):
         f"{r8['memory_per_gpu'] * 8 / 80e9:.0f} H100s by memory alone (or fewer output columns per solve, "
         "e.g. one solve per group of classes).",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    with open(args.out, "w") as fh:
-        fh.write(text)
+    lines += ["", f"_From {source} by benchmarks/sharded_cost_model.py; {bench.machine_line(out.machine)}._"]
+    for line in lines:
+        out.say(line)
+    out.write({"input": source, "measured": {k: measured[k] for k in ("devices", "n", "d", "P", "C", "solver", "cg_iters_mean")},
+               "hardware": H100, "efficiency": args.efficiency, "target": target,
+               "projection": {p: project(measured, p=p, itemsize=4, cg_iters=cg, efficiency=args.efficiency, hw=H100, **target)
+                              for p in (1, 8)}})
 
 
 if __name__ == "__main__":

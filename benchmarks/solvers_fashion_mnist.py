@@ -1,8 +1,9 @@
 """Benchmark of the u-step solvers on real Fashion-MNIST (classes 0 vs 6).
 
-n = 10 000 training images (first 10 000 of classes T-shirt/top = 0 and Shirt = 6),
-the 2 000 test images of those classes, d = 784 pixels + bias, standardised with
-the training statistics, P = 50 Gaussian patterns, beta = 1e-3, targets +-1.
+n = 10 000 training images (first 10 000 of classes T-shirt/top = 0 and Shirt = 6;
+``--n``), the 2 000 test images of those classes, d = 784 pixels + bias, standardised
+with the training statistics, P = 50 Gaussian patterns, beta = 1e-3, targets -1 (T-shirt)
+and +1 (shirt): the registry's ``binary_design`` (``admmnn.experiments.problems``).
 
 For each solver, in its own subprocess (so that peak memory is its own), we
 report: precompute seconds; seconds and ADMM iterations until the recovered
@@ -10,14 +11,13 @@ network reaches 97% training accuracy, and until the certified relative gap is
 below 1e-2 and 1e-3 (seconds include precompute and exclude the time the
 benchmark's own accuracy callback takes); final test accuracy; peak resident
 memory of the process (ru_maxrss). Each solver stops at relative gap 1e-3 or
-after ``--max-time`` seconds.
+after ``--max-time`` seconds. Results: benchmarks/results/solvers_fashion_mnist.{txt,json}.
 
     python benchmarks/solvers_fashion_mnist.py [--max-time 150] [--solvers exact,cg,...]
 """
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import resource
@@ -27,47 +27,19 @@ import time
 
 import numpy as np
 
-DATA = "/usr/share/datasets/fashion-mnist"
+from admmnn.experiments import bench
+from admmnn.experiments.problems import binary_design
+
 SOLVERS = ["exact", "cg", "pcg-jacobi", "pcg-nystrom", "rbcd", "rbcd-nystrom"]
 
 
-def read_idx(path):
-    """An IDX file (gzip) as a NumPy array."""
-    with gzip.open(path, "rb") as fh:
-        raw = fh.read()
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
-def load(n_train=10_000, classes=(0, 6)):
-    """Standardised (n, 785) train/test designs with a bias column and +-1 targets."""
-    def part(prefix):
-        X = read_idx(os.path.join(DATA, f"{prefix}-images-idx3-ubyte.gz")).reshape(-1, 784).astype(np.float64)
-        y = read_idx(os.path.join(DATA, f"{prefix}-labels-idx1-ubyte.gz"))
-        keep = np.isin(y, classes)
-        return X[keep], np.where(y[keep] == classes[0], 1.0, -1.0)
-
-    Xtr, ytr = part("train")
-    Xte, yte = part("t10k")
-    Xtr, ytr = Xtr[:n_train], ytr[:n_train]
-    mean, std = Xtr.mean(axis=0), Xtr.std(axis=0)
-    std[std == 0] = 1.0
-
-    def design(X):
-        Z = (X - mean) / std
-        return np.hstack([Z, np.ones((Z.shape[0], 1))])
-
-    return design(Xtr), ytr, design(Xte), yte
-
-
-def run_one(solver, max_time, n_patterns, beta, seed):
+def run_one(solver, max_time, n_patterns, beta, seed, n_train=10_000):
     """Solve with one solver; returns a dict of measurements (run in a subprocess)."""
     import admmnn
     from admmnn.network import recover_network
     from admmnn.operators import Operators
 
-    Xtr, ytr, Xte, yte = load()
+    Xtr, ytr, Xte, yte = binary_design("fashion-mnist", n_train=n_train)
     D, _ = admmnn.gaussian_patterns(Xtr, n_patterns, seed=seed)
     op = Operators(Xtr, D, 1)
     marks = {"acc97": None, "gap1e-2": None, "gap1e-3": None}
@@ -127,24 +99,25 @@ def table(rows, header):
     return "\n".join(lines)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv=None):
+    ap = bench.parser(__doc__.split("\n")[0], quick=dict(solvers="exact,cg", max_time=5.0, patterns=5, n=500))
     ap.add_argument("--solvers", default=",".join(SOLVERS))
     ap.add_argument("--max-time", type=float, default=150.0)
     ap.add_argument("--patterns", type=int, default=50)
     ap.add_argument("--beta", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=None, help="also write the table to this file")
+    ap.add_argument("--n", type=int, default=10_000, help="the first n training images of the two classes")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: run one solver, print JSON
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.one:
-        print(json.dumps(run_one(args.one, args.max_time, args.patterns, args.beta, args.seed)))
+        print(json.dumps(run_one(args.one, args.max_time, args.patterns, args.beta, args.seed, args.n)))
         return
+    out = bench.Results("solvers_fashion_mnist", args, __file__)
     rows = []
     for solver in args.solvers.split(","):
         t = time.perf_counter()
         cmd = [sys.executable, __file__, "--one", solver, "--max-time", str(args.max_time),
-               "--patterns", str(args.patterns), "--beta", str(args.beta), "--seed", str(args.seed)]
+               "--patterns", str(args.patterns), "--beta", str(args.beta), "--seed", str(args.seed), "--n", str(args.n)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             rows.append({"solver": solver, "error": proc.stderr.strip().splitlines()[-1] if proc.stderr else proc.returncode})
@@ -152,15 +125,14 @@ def main():
             rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         print(f"{solver}: done in {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
     header = (
-        f"Fashion-MNIST 0 vs 6: n=10000 train / 2000 test, d=785, P={args.patterns}, beta={args.beta}, "
+        f"Fashion-MNIST 0 vs 6: n={args.n} train / 2000 test, d=785, P={args.patterns}, beta={args.beta}, "
         f"stop at rel gap 1e-3 or {args.max_time:.0f} s; times 's/iters' include precompute; "
         f"{os.cpu_count()} CPU cores, float64, NumPy"
     )
-    text = table(rows, header)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as fh:
-            fh.write(text + "\n")
+    for line in table(rows, header).splitlines():
+        out.say(line)
+    out.record.update(n=args.n, P=args.patterns, beta=args.beta, max_time=args.max_time, seed=args.seed, rows=rows)
+    out.write()
 
 
 if __name__ == "__main__":

@@ -233,6 +233,15 @@ def _relabel(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return lut[labels.astype(np.int64)]
 
 
+def standardize(train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``train`` and ``others`` standardised with the statistics of ``train`` alone: per
+    column, minus the training mean, divided by the training standard deviation (1 for a
+    column constant over the training rows, which becomes 0). Rows are flat (n, d)."""
+    mean, std = train.mean(axis=0), train.std(axis=0)
+    std = np.where(train.max(axis=0) == train.min(axis=0), 1.0, std)  # exact, unlike std == 0
+    return tuple((A - mean) / std for A in (train,) + others)
+
+
 def _subset(keep: np.ndarray, n: int | None, what: str, rng) -> np.ndarray:
     """``n`` of the indices ``keep`` at random (all if None), in file order."""
     if n is None:
