@@ -389,9 +389,36 @@ def _crossover(out: report.Outputs, rec: dict) -> list[str]:
     return []
 
 
-#: results file -> what turns it into tables and macros
+def _endgame(out: report.Outputs, recs: list[dict]) -> list[str]:
+    """The endgame ablation (benchmarks/endgame.py): iterations and seconds to a certified gap
+    for the previous default, ADMM alone and ADMM + endgame, with Clarabel's and scnn's seconds."""
+    rows, targets = [], ("0.0001", "1e-06", "1e-08")
+    for rec in recs:
+        runs = rec.get("runs", [])
+        peers = {(r["problem"], r["config"]): r for r in runs if r["config"] in ("clarabel", "scnn")}
+        for r in runs:
+            if r["config"] in ("clarabel", "scnn"):
+                continue
+            clar = peers.get((r["problem"], "clarabel"))
+            row = {"problem": r["problem"], "config": r["config"], "newton": r.get("newton_steps"),
+                   "status": r["status"], "clarabel": clar["seconds"] if clar else None}
+            for t in targets:
+                it, sec = r.get(f"iter_{t}"), r.get(f"sec_{t}")
+                row[t] = "--" if it is None else f"{it} / {sec:.1f}"
+            rows.append(row)
+    if not rows:
+        return []
+    out.table("bench_endgame", rows, [
+        ("problem", "problem", str), ("config", "method", str),
+        ("0.0001", "$10^{-4}$: it.\ / s", str), ("1e-06", "$10^{-6}$", str), ("1e-08", "$10^{-8}$", str),
+        ("newton", "Newton"), ("status", "status"), ("clarabel", "Clarabel (s)", "{:.1f}"),
+    ], align="llllllrr")
+    return ["bench_endgame.tex"]
+
+
+#: results file -> what turns it into tables and macros ("*" in a name: every matching file, as a list)
 PAPER = {"inner_tolerance.json": _inner_tolerance, "exact_precompute.json": _exact_precompute,
-         "crossover.json": _crossover}
+         "crossover.json": _crossover, "endgame_*.json": _endgame}
 
 
 def paper_tables(results=RESULTS, tables="paper/tables") -> list[str]:
@@ -403,7 +430,11 @@ def paper_tables(results=RESULTS, tables="paper/tables") -> list[str]:
     out = report.Outputs("benchmarks", output_dir=str(tables), source=f"{shown(results)}/*.json (make benchmarks)")
     written = []
     for name, make in PAPER.items():
-        rec = load(results / name)
+        if "*" in name:
+            rec = [r for r in (load(p) for p in sorted(results.glob(name))) if r]
+            rec = rec or None
+        else:
+            rec = load(results / name)
         if rec is None:
             print(f"{results / name}: missing, its tables skipped", flush=True)
             continue
