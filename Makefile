@@ -70,9 +70,11 @@ define BENCHMARK_RUNS
 exact_fashion_mnist.py
 backends.py
 certify.py --problems fmnist --configs plain default --peers clarabel --max-time 300
-certify.py --problems correlated --configs plain polish default --peers clarabel
+certify.py --problems correlated --configs plain endgame default --peers clarabel
 certify.py --problems scnn --configs default --peers scnn --max-iter 20000
 endgame.py --problems tutorial correlated $(if $(ENDGAME_OLD),--old $(ENDGAME_OLD))
+endgame.py --problems scnn fmnist fmnist-s1 fmnist-s2 $(if $(ENDGAME_OLD),--old $(ENDGAME_OLD))
+endgame_grid.py
 inner_tolerance.py
 exact_precompute.py --sizes 2500 5000 10000
 crossover.py --cap 20

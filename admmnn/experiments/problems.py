@@ -109,6 +109,38 @@ def correlated(seed: int = 0):
     return X, Y, D, 1e-3
 
 
+def oracle_problem(kind: str, seed: int = 0):
+    """The oracle problems of the tests (n <= 300, d <= 20, P <= 10): "binary", "multiclass",
+    "regression" or "correlated"; returns X, Y, D, beta."""
+    rng = np.random.default_rng(seed)
+    if kind == "binary":
+        n, d, P = 120, 8, 8
+        X = rng.standard_normal((n, d))
+        X[:, -1] = 1.0
+        Y = np.sign(X[:, 0] * X[:, 1] + 0.3 * rng.standard_normal(n))
+        beta = 0.05
+    elif kind == "multiclass":
+        n, d, P = 150, 6, 6
+        X = rng.standard_normal((n, d))
+        X[:, -1] = 1.0
+        lab = np.argmax(X[:, :3] + 0.5 * rng.standard_normal((n, 3)), axis=1)
+        Y = np.eye(3)[lab]
+        beta = 0.1
+    elif kind == "regression":
+        n, d, P = 300, 20, 10
+        X = rng.standard_normal((n, d)) / np.sqrt(d)
+        X[:, -1] = 1.0
+        Y = np.maximum(X @ rng.standard_normal(d), 0) - 0.5 * np.maximum(X @ rng.standard_normal(d), 0)
+        Y = Y + 0.05 * rng.standard_normal(n)
+        beta = 0.01
+    elif kind == "correlated":
+        return correlated(seed)
+    else:
+        raise ValueError(kind)
+    D, _ = gaussian_patterns(X, P, seed=seed)
+    return X, Y, D, beta
+
+
 def tutorial(seed: int = 0, P: int = 10, beta: float = 1e-2):
     """The tutorial's main fit: digits through ``report.load_data``, one-hot targets."""
     X, y, *_ = report.load_data("digits", n_train=890, n_val=360, n_test=540, seed=seed)
