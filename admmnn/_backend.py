@@ -382,6 +382,15 @@ def permutation(n: int, seed: int, counters, ref):
     return np.random.default_rng([int(seed), *(int(c) for c in counters)]).permutation(n)
 
 
+def as_index(i):
+    """A 0-d array (any dtype, possibly traced under JAX) as an index of its library."""
+    if is_jax_array(i):
+        return i.astype("int32")
+    if is_torch_array(i):
+        return i.long()
+    return int(i)
+
+
 def set_index(a, index, value):
     """``a`` with ``a[index] = value``: in place on NumPy and torch, a functional
     update (``a.at[index].set``) under JAX. ``index`` may be traced under JAX."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ._backend import device_of
+from ._backend import as_index, device_of, set_index
 from .admm import ADMMState
 
 #: the parts of the ADMM state the map acts on (u and G u are recomputed from them)
@@ -32,13 +32,17 @@ FIELDS = ("v", "s", "lam", "nu")
 
 class AndersonState(NamedTuple):
     """Memory of the accelerator, on the point flattened to one vector of length N
-    (``FIELDS`` raveled and concatenated). ``dF``, ``dG``: (m, N), the last m
-    differences of map values and residuals (oldest first); ``f_prev``, ``g_prev``:
-    (N,), the last map value and residual; ``r_prev``: ``||g_prev||``; ``count``:
-    pairs seen since the last reset, capped at m + 1 (so ``count - 1`` columns hold
-    data); ``extrapolated``: the point just mapped was an extrapolation (1) or a
-    plain step (0); ``accepted``, ``rejected``: counts of extrapolations kept and
-    refused. Scalars are 0-d arrays of the iterates' dtype."""
+    (``FIELDS`` raveled and concatenated). ``dF``, ``dG``: (m, N), a ring of the last m
+    differences of map values and residuals (slot ``head`` is written next; the order of
+    the slots does not change the extrapolation); ``gram``: (m, m), ``dG dG^T``, kept up to
+    date one row at a time; ``f_prev``, ``g_prev``: (N,), the last map value and residual;
+    ``r_prev``: ``||g_prev||``; ``count``: pairs seen since the last reset, capped at m + 1
+    (so slots ``0 .. count - 2`` hold data); ``extrapolated``: the point just mapped was an
+    extrapolation (1) or a plain step (0); ``accepted``, ``rejected``: counts of
+    extrapolations kept and refused. Scalars are 0-d arrays of the iterates' dtype.
+
+    ``update`` writes one slot of ``dF``, ``dG`` and one row and column of ``gram`` in place
+    on NumPy and torch (``copy`` before keeping an older memory), functionally under JAX."""
 
     dF: object
     dG: object
@@ -49,6 +53,8 @@ class AndersonState(NamedTuple):
     extrapolated: object
     accepted: object
     rejected: object
+    head: object = None
+    gram: object = None
 
 
 def pack(xp, st: ADMMState):
@@ -72,15 +78,28 @@ def unpack(xp, flat, like: ADMMState) -> dict:
 def init(xp, st: ADMMState, memory: int) -> AndersonState:
     """Empty memory of ``memory`` columns for iterates shaped like ``st``."""
     flat = pack(xp, st)
-    zero = xp.zeros((), dtype=flat.dtype, device=device_of(flat, replicated=True))
-    stack = xp.zeros((memory, flat.shape[0]), dtype=flat.dtype, device=device_of(flat, replicated=True))
-    return AndersonState(stack, stack, flat, flat, zero, zero, zero, zero, zero)
+    dev = device_of(flat, replicated=True)
+    zero = xp.zeros((), dtype=flat.dtype, device=dev)
+
+    def stack():
+        return xp.zeros((memory, flat.shape[0]), dtype=flat.dtype, device=dev)
+
+    gram = xp.zeros((memory, memory), dtype=flat.dtype, device=dev)
+    return AndersonState(stack(), stack(), flat, flat, zero, zero, zero, zero, zero, zero, gram)
 
 
 def reset(aa: AndersonState) -> AndersonState:
     """Forget the memory (after a change of the map, e.g. of the penalty)."""
     zero = aa.count * 0
-    return aa._replace(count=zero, extrapolated=zero)
+    return aa._replace(count=zero, extrapolated=zero, head=zero)
+
+
+def copy(xp, aa: AndersonState | None) -> AndersonState | None:
+    """A copy whose arrays later in-place updates do not touch (for a checkpoint)."""
+    if aa is None:
+        return None
+    return aa._replace(dF=xp.asarray(aa.dF, copy=True), dG=xp.asarray(aa.dG, copy=True),
+                       gram=xp.asarray(aa.gram, copy=True))
 
 
 def update(xp, aa: AndersonState, x: ADMMState, fx: ADMMState, safeguard: float = 1.0, regularization: float = 1e-10,
@@ -100,18 +119,23 @@ def update(xp, aa: AndersonState, x: ADMMState, fx: ADMMState, safeguard: float 
     # the plain step of its base point instead, memory kept
     reject = (aa.extrapolated > 0) & (r > safeguard * aa.r_prev)
     has_prev = aa.count > 0
-    dG = xp.concat([aa.dG[1:], (g - aa.g_prev)[None]], axis=0)
-    dF = xp.concat([aa.dF[1:], (f - aa.f_prev)[None]], axis=0)
-    count = xp.where(has_prev, xp.minimum(aa.count + 1, (m + 1) * one), one)
-    # least squares  min || g - dG gamma ||  on the columns that hold data
+    write = has_prev & ~reject
+    # the new differences go to slot ``head`` of the ring (kept as they were on a refusal)
+    slot = as_index(aa.head)
+    dG = set_index(aa.dG, slot, xp.where(write, g - aa.g_prev, aa.dG[slot]))
+    dF = set_index(aa.dF, slot, xp.where(write, f - aa.f_prev, aa.dF[slot]))
+    row = dG @ dG[slot]                                            # (m,): the slot's row of dG dG^T
+    gram = set_index(set_index(aa.gram, slot, row), (slice(None), slot), row)
+    count = xp.where(reject, aa.count, xp.where(has_prev, xp.minimum(aa.count + 1, (m + 1) * one), one))
+    head = xp.where(write, (aa.head + 1) % m, aa.head)
+    # least squares  min || g - dG gamma ||  on the slots that hold data
     cols = xp.arange(m, dtype=r.dtype, device=device_of(r))
-    vf = xp.astype((cols >= m - (count - 1)) & has_prev, r.dtype)  # (m,)
-    M = dG @ dG.T
+    vf = xp.astype((cols < count - 1) & (count > 1), r.dtype)  # (m,)
     eye = xp.eye(m, dtype=r.dtype, device=device_of(r))
-    scale = xp.max(vf * xp.sum(dG * dG, axis=1))
-    M = vf[:, None] * M * vf[None, :] + eye * (regularization * scale + xp.finfo(r.dtype).tiny + (1 - vf))
+    scale = xp.max(vf * xp.linalg.diagonal(gram))
+    M = vf[:, None] * gram * vf[None, :] + eye * (regularization * scale + xp.finfo(r.dtype).tiny + (1 - vf))
     coef = xp.linalg.solve(M, ((dG @ g) * vf)[:, None])[:, 0] * vf
-    step = dF.T @ coef
+    step = coef @ dF
     # an extrapolation far longer than the residual it corrects is not trusted (early,
     # badly scaled iterates): the plain step is taken instead
     use = has_prev & xp.all(xp.isfinite(coef)) & (xp.sqrt(xp.sum(step * step)) <= max_step * r)
@@ -119,14 +143,16 @@ def update(xp, aa: AndersonState, x: ADMMState, fx: ADMMState, safeguard: float 
     # rejected: restart from the saved plain step, memory and base untouched
     nxt = xp.where(reject, aa.f_prev, nxt)
     new = AndersonState(
-        dF=xp.where(reject, aa.dF, dF),
-        dG=xp.where(reject, aa.dG, dG),
+        dF=dF,
+        dG=dG,
         f_prev=xp.where(reject, aa.f_prev, f),
         g_prev=xp.where(reject, aa.g_prev, g),
         r_prev=xp.where(reject, aa.r_prev, r),
-        count=xp.where(reject, aa.count, count),
+        count=count,
         extrapolated=xp.astype(use & ~reject, r.dtype),
         accepted=aa.accepted + xp.astype((aa.extrapolated > 0) & ~reject, r.dtype),
         rejected=aa.rejected + xp.astype(reject, r.dtype),
+        head=head,
+        gram=gram,
     )
     return fx._replace(**unpack(xp, nxt, fx)), new

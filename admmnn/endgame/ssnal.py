@@ -253,6 +253,7 @@ def run(op, Y, beta: float, start: SSNALState, tol: float, *, max_newton: int = 
     t0 = time.perf_counter()
     prob = Problem(op, Y, beta)
     system = system if system is not None else DenseNewton(prob.xp, prob.op.X, prob.op.D, prob.C)
+    system.reset()
     st = start
     sigma0, tau0 = st.sigma, st.tau
     eps = EPS_START

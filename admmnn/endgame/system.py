@@ -134,6 +134,11 @@ class _Reduced:
         self.cone = ConeCurvature(self.grams)
         self.iterations = []  # inner iterations per solve (CG), when there are any
 
+    def reset(self) -> None:
+        """Forget what earlier solves left (the incremental cone curvature), so that a run
+        depends only on its start: a resumed solve repeats it bit for bit."""
+        self.cone = ConeCurvature(self.grams)
+
     def solve(self, B, active, tau: float, r, radial=None):
         """Newton direction (d, 2PC) for ``r = -grad`` (d, 2PC).
 
@@ -174,6 +179,10 @@ class DenseNewton(_Reduced):
     def __init__(self, xp, X, D, C: int):
         super().__init__(xp, X, D, C)
         self.Q = pattern_gram(self.grams, D)
+        self.mixed = MIXED_PRECISION
+
+    def reset(self) -> None:
+        super().reset()
         self.mixed = MIXED_PRECISION
 
     @staticmethod
@@ -233,6 +242,10 @@ class WoodburyNewton(_Reduced):
         super().__init__(xp, X, D, C)
         self._pre = None
         self.rebuilt = []  # the solve counts at which the preconditioner was rebuilt
+
+    def reset(self) -> None:
+        super().reset()
+        self._pre = None
 
     @staticmethod
     def bytes_needed(n: int, d: int, P: int, C: int, itemsize: int = 8) -> int:
