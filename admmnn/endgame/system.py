@@ -82,8 +82,17 @@ class ReducedNewton:
     def solve(self, B, active, tau: float, r):
         """Newton direction (d, 2PC) for ``r = -grad`` (d, 2PC).
 
-        B : (2PC, d, d) prox Jacobians of the groups; active : (n, 2PC) 0/1 rows of the
-        cone penalty; tau : its weight."""
+        Parameters
+        ----------
+        B : array of shape (2PC, d, d)
+            Prox Jacobians of the groups.
+        active : array of shape (n, 2PC)
+            0/1 rows of the cone penalty.
+        tau : float
+            Its weight.
+        r : array of shape (d, 2PC)
+            The right-hand side, minus the gradient.
+        """
         xp, d, P, C = self.xp, self.d, self.P, self.C
         M = B + tau * weighted_grams(xp, self.X, active)               # (2PC, d, d)
         M = xp.reshape(M, (2, P, C, d, d))

@@ -8,6 +8,7 @@ from .exact import ExactSolver, exact_bytes
 from .nystrom import BlockNystromCGSolver, NystromCGSolver, NystromPreconditioner
 from .rbcd import NystromRBCDSolver, RBCDSolver
 
+#: The u-step solver classes by name (the ``solver`` argument of ``admmnn.solve``).
 SOLVERS = {
     "exact": ExactSolver,
     "cg": CGSolver,
