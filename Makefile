@@ -7,6 +7,7 @@
 #   make quick   (= make reproduce paper QUICK=1)   the whole pipeline, small parameters, minutes
 #   make paper                      paper/paper.pdf with latexmk (make paper-deps installs TeX)
 #   make nbval                      the committed notebooks re-executed and compared (CI)
+#   make docs                       the API reference (Sphinx) -> docs/_build/html/index.html
 # Only what changed reruns: an executed notebook depends on its source, on the library
 # sources and on the parameters (QUICK, DATASET) it was run with.
 SHELL  := bash
@@ -31,7 +32,7 @@ LIBRARY   := pyproject.toml $(sort $(wildcard admmnn/*.py admmnn/*/*.py))
 TEX_PACKAGES := latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended
 LATEXMK := latexmk -pdf -interaction=nonstopmode -halt-on-error -file-line-error
 
-.PHONY: install test tutorial benchmark reproduce quick paper paper-deps nbval clean FORCE
+.PHONY: install test tutorial benchmark reproduce quick paper paper-deps nbval docs clean FORCE
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +49,12 @@ test: $(STAMP)
 tutorial: $(STAMP)
 	mkdir -p $(OUT)
 	$(PY) -m papermill notebooks/tutorial.ipynb $(OUT)/tutorial.ipynb -p output_dir $(OUT) --progress-bar
+
+# The API reference from the numpydoc docstrings (autodoc + napoleon; offline: no intersphinx).
+# -E rereads every page (autodoc does not track the Python sources), -W fails on any warning.
+docs: $(STAMP)
+	$(PY) -m sphinx -b html -E -W --keep-going -q docs docs/_build/html
+	@echo "== docs/_build/html/index.html"
 
 # Fashion-MNIST T-shirt vs shirt benchmark (needs `apt-get install dataset-fashion-mnist`).
 benchmark: $(STAMP)
@@ -92,5 +99,5 @@ nbval: $(STAMP)
 		--sanitize-with notebooks/nbval_sanitize.cfg $(NOTEBOOKS)
 
 clean:
-	rm -rf $(OUT) .pytest_cache notebooks/outputs
+	rm -rf $(OUT) .pytest_cache notebooks/outputs docs/_build
 	cd $(PAPER) && rm -rf figures tables paper.pdf *.aux *.bbl *.blg *.fdb_latexmk *.fls *.log *.out
