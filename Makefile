@@ -9,6 +9,7 @@
 #   make nbval                      the committed notebooks re-executed and compared (CI)
 #   make benchmarks                 every script in benchmarks/ (hours): benchmarks/results/*.{txt,json},
 #                                   then the paper's tables from them; QUICK=1: a smoke run of each (minutes)
+#   make docs                       the API reference (Sphinx) -> docs/_build/html/index.html
 # Only what changed reruns: an executed notebook depends on its source, on the library
 # sources and on the parameters (QUICK, DATASET) it was run with.
 SHELL  := bash
@@ -33,7 +34,7 @@ LIBRARY   := pyproject.toml $(sort $(wildcard admmnn/*.py admmnn/*/*.py))
 TEX_PACKAGES := latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended
 LATEXMK := latexmk -pdf -interaction=nonstopmode -halt-on-error -file-line-error
 
-.PHONY: install test tutorial benchmark benchmarks reproduce quick paper paper-deps nbval clean FORCE
+.PHONY: install test tutorial benchmark benchmarks reproduce quick paper paper-deps nbval docs clean FORCE
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +51,12 @@ test: $(STAMP)
 tutorial: $(STAMP)
 	mkdir -p $(OUT)
 	$(PY) -m papermill notebooks/tutorial.ipynb $(OUT)/tutorial.ipynb -p output_dir $(OUT) --progress-bar
+
+# The API reference from the numpydoc docstrings (autodoc + napoleon; offline: no intersphinx).
+# -E rereads every page (autodoc does not track the Python sources), -W fails on any warning.
+docs: $(STAMP)
+	$(PY) -m sphinx -b html -E -W --keep-going -q docs docs/_build/html
+	@echo "== docs/_build/html/index.html"
 
 # Fashion-MNIST T-shirt vs shirt benchmark (needs `apt-get install dataset-fashion-mnist`).
 benchmark: $(STAMP)
@@ -145,5 +152,5 @@ nbval: $(STAMP)
 		--sanitize-with notebooks/nbval_sanitize.cfg $(NOTEBOOKS)
 
 clean:
-	rm -rf $(OUT) .pytest_cache notebooks/outputs
+	rm -rf $(OUT) .pytest_cache notebooks/outputs docs/_build
 	cd $(PAPER) && rm -rf figures tables paper.pdf *.aux *.bbl *.blg *.fdb_latexmk *.fls *.log *.out

@@ -25,18 +25,46 @@ _OWN = ("X", "Y", "D", "beta", "solver", "rho", "max_iter", "tol", "check_every"
 class _ConvexReLUBase(BaseEstimator):
     """Shared fitting logic: validate, add a bias column, sample patterns, solve.
 
-    ``solve_options`` : a dict of further ``admmnn.solve`` arguments, e.g.
-    ``{"checkpoint": "fit.npz", "checkpoint_every": 100}``, ``{"memory_budget": 2**30}``
-    or ``{"callback": f}``. A fit interrupted with Ctrl-C (or stopped by divergence)
-    leaves the estimator fitted with the partial result (see ``result_.status``).
-    ``save(path)`` / ``load(path, backend=...)`` store fitted estimators without pickle.
-    ``patterns`` picks the pattern sampler: "gaussian" (dense Gaussian gates) or
-    "conv" (random 3 x 3 filters at random image positions; needs ``image_shape``
-    = (C, H, W) of the rows of X, flattened channel-major).
-    ``mesh``: a ``jax.sharding.Mesh`` with a "data" axis to shard the rows of the
-    fit over (``admmnn.sharding``; the backend defaults to "jax" then, and the
-    patterns are drawn before sharding, so they do not depend on the mesh);
-    prediction runs on one device, and ``save`` does not store the mesh.
+    A fit interrupted with Ctrl-C (or stopped by divergence) leaves the estimator
+    fitted with the partial result (see ``result_.status``). ``save(path)`` /
+    ``load(path, backend=...)`` store fitted estimators without pickle.
+
+    Parameters
+    ----------
+    n_patterns : int, default 50
+        Number P of sampled activation patterns (hidden-layer candidates).
+    beta : float, default 1e-3
+        Group-lasso weight of ``admmnn.solve``.
+    solver : str, default "auto"
+        u-step solver (see ``admmnn.solve``).
+    backend : {"numpy", "torch", "jax"} or None, default None
+        Backend to compute in; None: that of X ("jax" with a mesh).
+    device : optional
+        Device of the computation (torch or JAX).
+    dtype : {"float32", "float64"} or None, default None
+        None: float32 on a GPU, float64 elsewhere.
+    bias : bool, default True
+        Append a ones column to X (the network gets first-layer biases).
+    max_iter, tol, rho, check_every, max_time, verbose
+        As in ``admmnn.solve``.
+    warm_start : bool, default False
+        Start a new fit from the previous ``result_`` when the shapes agree.
+    random_state : int or None, default 0
+        Seed of the pattern sampler.
+    solve_options : dict or None, default None
+        Further ``admmnn.solve`` arguments, e.g.
+        ``{"checkpoint": "fit.npz", "checkpoint_every": 100}``, ``{"memory_budget": 2**30}``
+        or ``{"callback": f}``.
+    patterns : {"gaussian", "conv"}, default "gaussian"
+        The pattern sampler: dense Gaussian gates, or random 3 x 3 filters at random
+        image positions (needs ``image_shape``).
+    image_shape : tuple or None, default None
+        (C, H, W) of the rows of X, flattened channel-major (``patterns="conv"``).
+    mesh : jax.sharding.Mesh or None, default None
+        A mesh with a "data" axis to shard the rows of the fit over
+        (``admmnn.sharding``; the backend defaults to "jax" then, and the patterns
+        are drawn before sharding, so they do not depend on the mesh); prediction
+        runs on one device, and ``save`` does not store the mesh.
     """
 
     def __init__(

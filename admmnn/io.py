@@ -216,8 +216,15 @@ def json_value(value, name: str = "value", strict: bool = True):
     with string keys (tuples and NumPy arrays become lists, NumPy scalars numbers,
     ``str`` subclasses such as ``Status`` plain strings).
 
-    strict : raise ``TypeError`` naming ``name`` for anything else (what a file
-        must reproduce exactly); otherwise such a value becomes its ``str`` and a
+    Parameters
+    ----------
+    value : object
+        What to convert.
+    name : str
+        The name that errors give it.
+    strict : bool
+        Raise ``TypeError`` naming ``name`` for anything else (what a file must
+        reproduce exactly); otherwise such a value becomes its ``str`` and a
         non-finite float becomes None (diagnostics and result logs).
     """
     if value is None or isinstance(value, (bool, np.bool_)):
@@ -276,9 +283,16 @@ def save(obj, path) -> None:
 def load(path, backend: str | None = None, device=None, kinds=None):
     """Load what ``save`` wrote: a ``SolveResult`` or a fitted estimator.
 
-    backend : "numpy", "torch" or "jax" for the loaded arrays (default: the
-        backend they were saved from); device : where to put them.
-    kinds : restrict what may be loaded (class names); anything else is refused.
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The .npz file.
+    backend : {"numpy", "torch", "jax"} or None
+        Backend of the loaded arrays (default: the backend they were saved from).
+    device : optional
+        Where to put them.
+    kinds : list of str or None
+        Restrict what may be loaded (class names); anything else is refused.
     """
     if backend is not None:
         check_backend(backend)

@@ -12,9 +12,14 @@ from ._backend import device_of, like, namespace, to_numpy
 class ReLUNetwork:
     """``f(x) = relu(x W1 + b1) W2``.
 
-    W1 : (d, m) first-layer weights, one column per active neuron.
-    W2 : (m, C) second-layer weights.
-    b1 : (m,) first-layer biases, or None when the data carry their own bias column.
+    Attributes
+    ----------
+    W1 : array of shape (d, m)
+        First-layer weights, one column per active neuron.
+    W2 : array of shape (m, C)
+        Second-layer weights.
+    b1 : array of shape (m,) or None
+        First-layer biases, or None when the data carry their own bias column.
     """
 
     W1: object

@@ -36,18 +36,27 @@ def gaussian_patterns(X, n_patterns: int, seed=0, max_draws: int | None = None):
 
     Parameters
     ----------
-    X : (n, d) array of any backend (read on the host, in float64).
-    n_patterns : number P of distinct patterns wanted.
-    seed : int or numpy Generator; the same seed gives the same patterns on
-        every backend, because gates are drawn and applied on the host.
-    max_draws : total gate vectors tried before giving up (default 20 P + 100).
+    X : array of shape (n, d)
+        Any backend (read on the host, in float64).
+    n_patterns : int
+        Number P of distinct patterns wanted.
+    seed : int or numpy Generator
+        The same seed gives the same patterns on every backend, because gates are
+        drawn and applied on the host.
+    max_draws : int or None
+        Total gate vectors tried before giving up (default 20 P + 100).
 
     Returns
     -------
-    D : (n, P') float64 NumPy array of 0/1, ``P' <= P`` distinct non-zero columns.
-    H : (d, P') float64 NumPy array, the gate vectors that produced them.
+    D : float64 NumPy array of shape (n, P')
+        0/1, ``P' <= P`` distinct non-zero columns.
+    H : float64 NumPy array of shape (d, P')
+        The gate vectors that produced them.
 
-    Warns (``UserWarning``) when fewer than P distinct patterns were found.
+    Warns
+    -----
+    UserWarning
+        When fewer than P distinct patterns were found.
     """
     Xh = np.asarray(to_numpy(X), dtype=np.float64)
     d = Xh.shape[1]

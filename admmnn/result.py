@@ -37,17 +37,35 @@ STATUSES = tuple(s.value for s in Status)
 class SolveResult:
     """Outcome of ``admmnn.solve``.
 
-    v : (d, 2PC) solution groups (backend array); column ``h*P*C + p*C + c``.
-    network : the recovered ``ReLUNetwork``.
-    objective : regularised loss of the recovered network (an upper bound).
-    dual_bound : value of a dual-feasible point (a certified lower bound).
-    status : a ``Status`` (a str): "optimal", "max_iter", "time_limit", "diverged" or "interrupted".
-    history : per-check NumPy arrays: iteration, objective, dual_bound, gap,
+    Attributes
+    ----------
+    v : backend array of shape (d, 2PC)
+        Solution groups; column ``h*P*C + p*C + c``.
+    network : ReLUNetwork
+        The recovered network.
+    objective : float
+        Regularised loss of the recovered network (an upper bound).
+    dual_bound : float
+        Value of a dual-feasible point (a certified lower bound).
+    status : Status
+        A ``str``: "optimal", "max_iter", "time_limit", "diverged" or "interrupted".
+    n_iter : int
+        Iterations run.
+    rho : float
+        Final penalty of the constraint u = v.
+    solver : str
+        Name of the u-step solver used (what "auto" chose).
+    history : dict
+        Per-check NumPy arrays: iteration, objective, dual_bound, gap,
         rel_gap, r_pri, r_dual, eps_pri, eps_dual, rho, time (seconds since start),
         and ``seconds_<phase>``: the cumulative seconds of each phase of ``timings``.
-    timings : seconds in "precompute", "u", "v", "s", "dual", "check" (or, without
+    timings : dict
+        Seconds in "precompute", "u", "v", "s", "dual", "check" (or, without
         profiling on an asynchronous device, "iterations" for the fused steps).
-    solver : name of the u-step solver used (what "auto" chose).
+    state : ADMMState or None
+        The final solver state (for warm starts).
+    info : dict
+        What the solve decided on the way (e.g. ``info["auto"]``, ``info["endgame_tries"]``).
     """
 
     v: object
@@ -73,7 +91,7 @@ class SolveResult:
 
     @property
     def rel_gap(self) -> float:
-        """gap / |objective|."""
+        """``gap / |objective|``."""
         return self.gap / max(abs(self.objective), np.finfo(float).tiny)
 
     def first_certified(self, eps: float) -> tuple[int | None, float | None]:

@@ -40,7 +40,7 @@ STEPS = 24
 #: an inner solve stops when a Newton step whose predicted decrease is below this times phi (the
 #: rounding of phi) did not halve the largest gradient either
 FLAT = 1e-13
-#: inner tolerance (units of beta): first, factor per outer step, floor
+#: inner tolerance (units of beta); first, factor per outer step, floor
 EPS_START, EPS_FACTOR, EPS_FLOOR = 1e-2, 0.1, 1e-8
 #: penalty growth per outer step, and the cap relative to the start (noisy multipliers beyond)
 GROWTH, PENALTY_CAP = 5.0, 1e6
@@ -247,9 +247,22 @@ def run(op, Y, beta: float, start: SSNALState, tol: float, *, max_newton: int = 
     Newton budget ``max_newton`` or ``max_outer`` outer steps run out, the ``deadline``
     (``time.perf_counter()`` seconds) passes, or the gap stops closing.
 
-    op : ``Operators`` (any cone_scale; the endgame uses unscaled G), Y (n, C), both in
-    the dtype the endgame should run in (float64). ``system``: a Newton-system solver
-    (``system.DenseNewton`` by default)."""
+    Parameters
+    ----------
+    op : Operators
+        Any cone_scale (the endgame uses unscaled G), in the dtype the endgame should
+        run in (float64).
+    Y : array of shape (n, C)
+        Targets, in that dtype too.
+    beta : float
+        Group-lasso weight.
+    start : SSNALState
+        Where to start (``start_state``).
+    tol : float
+        The certificate to reach.
+    system : optional
+        A Newton-system solver (``system.DenseNewton`` by default).
+    """
     t0 = time.perf_counter()
     prob = Problem(op, Y, beta)
     system = system if system is not None else DenseNewton(prob.xp, prob.op.X, prob.op.D, prob.C)

@@ -140,11 +140,22 @@ class _Reduced:
         self.cone = ConeCurvature(self.grams)
 
     def solve(self, B, active, tau: float, r, radial=None):
-        """Newton direction (d, 2PC) for ``r = -grad`` (d, 2PC).
+        """Newton direction (d, 2PC) for ``r = -grad``.
 
-        B : (2PC, d, d) prox Jacobians of the groups; active : (n, 2PC) 0/1 rows of the cone
-        penalty; tau : its weight; radial : (d, 2PC) unit radial directions of the active
-        groups (0 for the others), for the preconditioner of ``WoodburyNewton``."""
+        Parameters
+        ----------
+        B : array of shape (2PC, d, d)
+            Prox Jacobians of the groups.
+        active : array of shape (n, 2PC)
+            0/1 rows of the cone penalty.
+        tau : float
+            Its weight.
+        r : array of shape (d, 2PC)
+            The right-hand side, minus the gradient.
+        radial : array of shape (d, 2PC), optional
+            Unit radial directions of the active groups (0 for the others), for the
+            preconditioner of ``WoodburyNewton``.
+        """
         xp, d, P, C = self.xp, self.d, self.P, self.C
         M = xp.reshape(B + tau * self.cone(active), (2, P, C, d, d))
         Mv, Mw = M[0], M[1]                                            # (P, C, d, d)

@@ -8,6 +8,7 @@ from .exact import ExactSolver, exact_bytes
 from .preconditioners import GramPreconditioner, JacobiPreconditioner, NystromPreconditioner, sketch_bytes
 from .rbcd import NystromRBCDSolver, RBCDSolver
 
+#: The u-step solver classes by name (the ``solver`` argument of ``admmnn.solve``).
 SOLVERS = {
     "exact": ExactSolver,
     "cg": CGSolver,
