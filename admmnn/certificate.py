@@ -31,6 +31,15 @@ from __future__ import annotations
 ROUNDING = 1e-12
 
 
+def merit(objective: float, bound: float, violation: float) -> float:
+    """How far a primal point is from certified by ``bound`` (smaller is better): the larger
+    of its relative gap and its cone violation, plus 1 when the gap is negative beyond
+    rounding (such a point certifies nothing, however close: any point that can certify
+    comes first)."""
+    rel = (objective - bound) / max(abs(objective), 1e-300)
+    return max(abs(rel), violation) + (1.0 if rel < -ROUNDING else 0.0)
+
+
 def certifies(objective: float, bound: float, violation: float, tol: float) -> bool:
     """The one meaning of "certified to tol": ``-ROUNDING <= (objective - bound) / |objective| <= tol``
     and relative cone violation <= tol. A point below a valid bound beats the optimum only

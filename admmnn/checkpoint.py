@@ -210,4 +210,18 @@ def _accel_arrays(aa: AndersonState) -> dict:
 def _accel_from(arrays: dict, ref) -> AndersonState | None:
     if "accel/count" not in arrays:
         return None
+    if "accel/head" not in arrays:  # written before the memory became a ring: valid rows last, no Gram
+        return _accel_from_stack(arrays, ref)
     return AndersonState(**{name: like(arrays[f"accel/{name}"], ref) for name in AndersonState._fields})
+
+
+def _accel_from_stack(arrays: dict, ref) -> AndersonState:
+    """An accelerator memory of an earlier release, whose m rows of differences kept the
+    ``count - 1`` valid ones last, as a ring whose valid rows come first."""
+    dF, dG = np.asarray(arrays["accel/dF"]), np.asarray(arrays["accel/dG"])
+    m = dG.shape[0]
+    valid = int(min(max(float(arrays["accel/count"]) - 1, 0), m))
+    dF, dG = np.roll(dF, valid - m, axis=0), np.roll(dG, valid - m, axis=0)
+    fields = {name: arrays[f"accel/{name}"] for name in AndersonState._fields if f"accel/{name}" in arrays}
+    fields.update(dF=dF, dG=dG, head=np.asarray(float(valid % m), dtype=dG.dtype), gram=dG @ dG.T)
+    return AndersonState(**{name: like(val, ref) for name, val in fields.items()})

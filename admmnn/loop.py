@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import admm, certificate
+from . import admm, anderson, certificate
 from . import checkpoint as _ckpt
 from . import endgame as _endgame
 from ._backend import to_float
@@ -38,9 +38,8 @@ def rel_gap(objective: float, bound: float) -> float:
 
 
 def merit(m: dict, bound: float) -> float:
-    """How far a checked point (metrics ``m``) is from certified by ``bound``: its relative
-    distance to the bound on either side, or its cone violation, whichever is larger."""
-    return max(abs(rel_gap(m["objective"], bound)), m["cone_violation"])
+    """``certificate.merit`` of a checked point (metrics ``m``) against ``bound``."""
+    return certificate.merit(m["objective"], bound, m["cone_violation"])
 
 
 @dataclass(frozen=True)
@@ -236,7 +235,10 @@ class Loop:
         elif self.cone_rule.due(k, s.last_change, m):
             pt = self.driver.change_rho(pt, 1.0, self.cone_rule.step)
             self.state = self.state._replace(last_change=k)
-        self.state = self.state._replace(point=_ckpt.Position(pt, self.driver.rho, k, self.driver.op.cone_scale))
+        # the accelerator's memory is updated in place (NumPy, torch): a checkpoint written after
+        # later iterations (Ctrl-C) must hold this check's copy
+        kept = pt if self.writer is None else pt._replace(accel=anderson.copy(self.driver.xp, pt.accel))
+        self.state = self.state._replace(point=_ckpt.Position(kept, self.driver.rho, k, self.driver.op.cone_scale))
         if status is None:
             self.checkpoint(k)
         return status, pt
@@ -271,8 +273,15 @@ class Loop:
         if self.system is None:
             self.system = _endgame.system_for(d.cert_op, d.cert_Y.shape[1], self.schedule.memory)
         start = _endgame.start_state(d.cert_op, d.cast_state(fx), d.rho)
+        def log(best, bound, newton):  # one history row per outer step (float64 point, best bound so far)
+            bound = max(self.state.bound, bound)
+            self.history.record(dict(m, objective=best.objective, cone_violation=best.cone_violation,
+                                     dual_bound=bound, gap=best.objective - bound,
+                                     rel_gap=rel_gap(best.objective, bound)),
+                                k, d.rho, d.op.cone_scale, bound)
+
         er = _endgame.run(d.cert_op, d.cert_Y, d.beta, start, self.stop.tol, max_newton=self.schedule.newton_steps,
-                          deadline=self.deadline, system=self.system)
+                          deadline=self.deadline, system=self.system, log=log)
         d.timer("endgame", t)
         self.state = self.state._replace(bound=max(self.state.bound, er.dual_bound))
         if er.best is not None:

@@ -225,10 +225,8 @@ def certify(prob: Problem, st: SSNALState) -> tuple[list[Candidate], float]:
 
 
 def merit(c: Candidate, bound: float) -> float:
-    """How far a primal point is from certified by ``bound``: the larger of its relative
-    distance to the bound (on either side: below it, the point beats a valid bound only
-    by violating the cones) and its cone violation."""
-    return max(abs(c.objective - bound) / max(abs(c.objective), 1e-300), c.cone_violation)
+    """``certificate.merit`` of a candidate against ``bound``."""
+    return certificate.merit(c.objective, bound, c.cone_violation)
 
 
 def start_state(op, state, rho: float) -> SSNALState:
@@ -242,7 +240,7 @@ def start_state(op, state, rho: float) -> SSNALState:
 
 
 def run(op, Y, beta: float, start: SSNALState, tol: float, *, max_newton: int = 200, max_outer: int = 30,
-        deadline: float | None = None, system=None) -> EndgameResult:
+        deadline: float | None = None, system=None, log=None) -> EndgameResult:
     """SSNAL from ``start`` until the best point certifies ``tol`` (``certifies``), the
     Newton budget ``max_newton`` or ``max_outer`` outer steps run out, the ``deadline``
     (``time.perf_counter()`` seconds) passes, or the gap stops closing.
@@ -262,6 +260,9 @@ def run(op, Y, beta: float, start: SSNALState, tol: float, *, max_newton: int = 
         The certificate to reach.
     system : optional
         A Newton-system solver (``system.DenseNewton`` by default).
+    log : callable, optional
+        Called as ``log(best, bound, newton_steps)`` after every outer step with the best
+        ``Candidate`` so far and the best bound.
     """
     t0 = time.perf_counter()
     prob = Problem(op, Y, beta)
@@ -289,6 +290,8 @@ def run(op, Y, beta: float, start: SSNALState, tol: float, *, max_newton: int = 
                 certificate.certifies(cand.objective, bound, cand.cone_violation, tol)
                 and not certificate.certifies(best.objective, bound, best.cone_violation, tol)):
             best = cand
+        if log is not None:
+            log(best, bound, newton)
         if certificate.certifies(best.objective, bound, best.cone_violation, tol):
             reason = "certified"
             break
