@@ -92,7 +92,7 @@ def solve(
     safeguard : float, default 1.0
         An extrapolated point is kept only if its fixed-point residual is at most this times its base point's (>= 1).
     polish : bool or None, default None
-        Run the endgame (``admmnn.endgame``: semismooth Newton on the augmented Lagrangian, from the ADMM iterate) at iteration 100, and after a try that does not certify ``tol`` at twice (four times, when it did not improve the best point) that iteration; each try has 250 Newton steps and keeps its point only when it is closer to certified. None: run it when its reduced Newton system (P d unknowns per output column) fits in a quarter of the free memory (or ``memory_budget``) and one Newton step costs at most 3e11 flops; off with a mesh.
+        Run the endgame (``admmnn.endgame``: semismooth Newton on the augmented Lagrangian, from the ADMM iterate) at iteration 100, or later when ten of its Newton steps cost more flops than that many ADMM iterations (``endgame.first_try``: the try never costs much more than the iterations before it), and after a try that does not certify ``tol`` at twice (four times, when it did not improve the best point) that iteration; each try has 250 Newton steps and keeps its point only when it is closer to certified. None: run it when its reduced Newton system (P d unknowns per output column) fits in a quarter of the free memory (or ``memory_budget``) and one Newton step costs at most 3e11 flops; off with a mesh.
     max_time : float or None, default None
         Wall-clock limit in seconds.
     stop : str, default "gap"
@@ -196,7 +196,8 @@ def solve(
     pt = _start(driver, op, saved, warm_start, mesh, n_pad)
     timer("precompute", t_start)
     loop = Loop.start(driver, cfg, pt, saved, t_start, writer=writer, callback=callback,
-                      schedule=EndgameSchedule(on=bool(cfg.polish), memory=float(endgame_memory)),
+                      schedule=EndgameSchedule(on=bool(cfg.polish), memory=float(endgame_memory),
+                                               start=endgame.first_try(n, d, P, C, endgame_memory)),
                       bar_desc=f"admm[{choice.solver}]")
     status = loop.run(pt, saved.k if saved else 0)
 

@@ -33,6 +33,8 @@ rows whose activity changed since the last step. Nothing of size (n, d, P) is fo
 """
 from __future__ import annotations
 
+import math
+
 from .._backend import add_diagonal_blocks, cho_solve, cholesky, cholesky_or_nan, device_of, to_float
 
 #: bytes of the row-wise Kronecker square of X kept between Newton steps (else rebuilt in blocks)
@@ -372,6 +374,28 @@ def available(n: int, d: int, P: int, C: int, budget: float) -> str | None:
     if cls.flops(n, d, P, C) > MAX_DEFAULT_FLOPS:
         return f"one Newton step ({cls.name}) costs {cls.flops(n, d, P, C):.1e} flops (limit {MAX_DEFAULT_FLOPS:.0e})"
     return None
+
+
+#: the endgame's first try waits until ADMM has spent the flops of this many Newton steps
+#: (ski rental: a try never costs much more than the ADMM iterations before it)
+TRY_NEWTON_STEPS = 10
+#: and comes no earlier than this iteration (ADMM must first find the active groups)
+FIRST_TRY = 100
+
+
+def admm_flops(n: int, d: int, P: int, C: int) -> float:
+    """Flops of one ADMM iteration with the exact u-step: four products with X over the
+    2PC groups and the n x n triangular solves."""
+    return 8.0 * n * d * 2 * P * C + 4.0 * n * n * C
+
+
+def first_try(n: int, d: int, P: int, C: int, budget: float) -> int:
+    """The iteration of the endgame's first try: ``FIRST_TRY``, or later when
+    ``TRY_NEWTON_STEPS`` Newton steps cost more than that many ADMM iterations."""
+    cls, _ = choose(n, d, P, C, budget)
+    if cls is None:
+        return FIRST_TRY
+    return max(FIRST_TRY, int(math.ceil(TRY_NEWTON_STEPS * cls.flops(n, d, P, C) / admm_flops(n, d, P, C) / 10.0)) * 10)
 
 
 def system_for(op, C: int, budget: float = float("inf"), kind: str | None = None):
