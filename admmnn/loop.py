@@ -200,6 +200,9 @@ class Loop:
         "interrupted" once a first point was checked. The last position is checkpointed."""
         d = self.driver
         status = None
+        s = self.state
+        if s.good is not None and self.stop.converged(s.good.metrics, s.best().metrics, s.bound):
+            return Status.OPTIMAL  # resumed from the checkpoint of a finished solve
         try:
             if self.state.good is None:  # check the starting point: the first good point and the monitor's scale
                 m0 = self.certify(pt.x, pt.x, 0)
