@@ -103,15 +103,19 @@ class Problem:
         R = self.xp.sum(self.xp.reshape(v - w, (self.n, self.P, self.C)) * op._D, axis=1) - self.Y
         return R, st.u + st.lam / st.sigma, op.signed(Xu) + st.nu / st.tau
 
-    def gradient(self, st: SSNALState, R, x, g):
-        """grad phi (d, 2PC) and the group prox's shrink data (norms of x)."""
-        xp, op = self.xp, self.op
-        norms = op.group_norms(x)
+    def prox_residual(self, st: SSNALState, x):
+        """``sigma (x - prox(x))`` (d, 2PC) for the group prox at ``beta / sigma``, and the
+        group norms of x (2PC,)."""
+        xp = self.xp
+        norms = self.op.group_norms(x)
         t = self.beta / st.sigma
         shrink = xp.where(norms > t, t / xp.where(norms > t, norms, 1.0), 1.0)  # x - prox(x) = shrink * x
-        neg = xp.minimum(g, 0)
-        grad = op.FT(R) + st.sigma * shrink * x + st.tau * op.GT(neg)
-        return grad, norms
+        return st.sigma * shrink * x, norms
+
+    def gradient(self, st: SSNALState, R, x, g):
+        """grad phi (d, 2PC) and the group norms of x."""
+        lam, norms = self.prox_residual(st, x)
+        return self.op.FT(R) + lam + st.tau * self.op.GT(self.xp.minimum(g, 0)), norms
 
     def prox_jacobians(self, st: SSNALState, x, norms):
         """B_j (2PC, d, d): (beta/||x_j||)(I - x^ x^T) where the prox shrinks, sigma I where it is 0."""
@@ -198,12 +202,9 @@ def inner(prob: Problem, system, st: SSNALState, eps: float, max_steps: int, dea
 
 def update_multipliers(prob: Problem, st: SSNALState) -> SSNALState:
     """``lam = sigma (x - prox(x))``, ``nu = tau min(G u + nu / tau, 0)``."""
-    xp = prob.xp
-    R, x, g = prob.pieces(st)
-    norms = prob.op.group_norms(x)
-    t = prob.beta / st.sigma
-    shrink = xp.where(norms > t, t / xp.where(norms > t, norms, 1.0), 1.0)
-    return st._replace(lam=st.sigma * shrink * x, nu=st.tau * xp.minimum(g, 0))
+    _, x, g = prob.pieces(st)
+    lam, _ = prob.prox_residual(st, x)
+    return st._replace(lam=lam, nu=st.tau * prob.xp.minimum(g, 0))
 
 
 def certify(prob: Problem, st: SSNALState) -> tuple[list[Candidate], float]:
